@@ -1,0 +1,65 @@
+import SchemaBuilder from '@pothos/core';
+import PrismaPlugin from '@pothos/plugin-prisma';
+import RelayPlugin from '@pothos/plugin-relay';
+import ComplexityPlugin from '@pothos/plugin-complexity';
+import type PrismaTypes from '../db/generated/pothos-types.ts';
+import { getDatamodel } from '../db/generated/pothos-types.ts';
+import type { Context } from './context.ts';
+import { registerScalars } from './scalars.ts';
+import type { MoneyValue } from '../graph/money.ts';
+import type { UserErrorValue } from './errors.ts';
+
+export type Scalars = {
+  DateTime: { Input: Date; Output: Date | string };
+  Date: { Input: string; Output: Date | string };
+  Decimal: { Input: string; Output: string };
+};
+
+export interface BuilderTypes {
+  Context: Context;
+  Objects: { Money: MoneyValue };
+  Interfaces: { UserError: UserErrorValue };
+  PrismaTypes: PrismaTypes;
+  Scalars: Scalars;
+  DefaultEdgesNullability: false;
+  DefaultNodeNullability: false;
+}
+
+export const COMPLEXITY_LIMITS = { complexity: 25_000, depth: 12, breadth: 300 };
+
+/**
+ * A fresh builder per schema: the set of plugins decides what is registered on it, so tests can build
+ * schemas with different plugins in one process.
+ */
+export function createBuilder() {
+  const builder = new SchemaBuilder<BuilderTypes>({
+    plugins: [PrismaPlugin, RelayPlugin, ComplexityPlugin],
+    prisma: {
+      client: (ctx) => ctx.db,
+      dmmf: getDatamodel(),
+      filterConnectionTotalCount: true,
+      defaultConnectionSize: 20,
+      maxConnectionSize: 100,
+      onUnusedQuery: null,
+    },
+    relay: {
+      clientMutationId: 'omit',
+      cursorType: 'String',
+      edgesFieldOptions: { nullable: false },
+      nodeFieldOptions: { nullable: false },
+    },
+    complexity: {
+      defaultComplexity: 1,
+      // Lists here are short (stores, line items); connections multiply by their page size instead.
+      defaultListMultiplier: 1,
+      limit: COMPLEXITY_LIMITS,
+    },
+  });
+  builder.queryType({});
+  builder.mutationType({});
+  builder.subscriptionType({});
+  registerScalars(builder);
+  return builder;
+}
+
+export type Builder = ReturnType<typeof createBuilder>;

@@ -1,0 +1,143 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { GraphQLError, type ExecutionArgs, type GraphQLSchema } from 'graphql';
+import { createYoga, type Plugin } from 'graphql-yoga';
+import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
+import { blockFieldSuggestionsPlugin } from '@escape.tech/graphql-armor-block-field-suggestions';
+import { maxAliasesPlugin } from '@escape.tech/graphql-armor-max-aliases';
+import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
+import { decodeJwt } from 'jose';
+import { WebSocketServer } from 'ws';
+import { useServer } from 'graphql-ws/use/ws';
+import { CloseCode } from 'graphql-ws';
+import { isAuthError, type Principal } from './auth/principal.ts';
+import { parseBearer, type TokenVerifier } from './auth/verify.ts';
+import { createContext, type Context } from './graphql/context.ts';
+import type { Platform } from './platform.ts';
+
+export interface ServerOptions {
+  platform: Platform;
+  schema: GraphQLSchema;
+  verifier: TokenVerifier;
+  /** No GraphiQL, no introspection, no field suggestions, no error details. */
+  production: boolean;
+}
+
+export interface RunningServer {
+  url: string;
+  server: Server;
+  close(): Promise<void>;
+}
+
+type InitialContext = { request?: Request; principal?: Principal | null };
+
+function authError(error: unknown): GraphQLError {
+  const code = isAuthError(error) ? error.code : 'TOKEN_INVALID';
+  const message = isAuthError(error) ? error.message : 'Invalid token';
+  return new GraphQLError(message, { extensions: { code: 'UNAUTHENTICATED', reason: code, http: { status: 401 } } });
+}
+
+export function createApp({ platform, schema, verifier, production }: ServerOptions) {
+  const plugins: Plugin[] = [
+    // Limits that apply before execution; depth and cost are enforced by Pothos' complexity plugin.
+    maxTokensPlugin({ n: 2_000 }) as Plugin,
+    maxAliasesPlugin({ n: 30, allowList: [] }) as Plugin,
+  ];
+  if (production) plugins.push(useDisableIntrospection() as Plugin, blockFieldSuggestionsPlugin() as Plugin);
+
+  const yoga = createYoga<InitialContext, Context>({
+    schema,
+    graphqlEndpoint: '/graphql',
+    landingPage: false,
+    graphiql: production ? false : { subscriptionsProtocol: 'WS', title: 'Beauty CRM API' },
+    maskedErrors: { isDev: !production },
+    plugins,
+    context: async (initial) => {
+      // WebSocket operations arrive with the principal verified at connection_init.
+      if (initial.principal !== undefined) return createContext(platform, initial.principal);
+      let token: string | undefined;
+      try {
+        token = parseBearer(initial.request?.headers.get('authorization'));
+        return createContext(platform, token ? await verifier.verify(token) : null);
+      } catch (error) {
+        throw authError(error);
+      }
+    },
+  });
+
+  const server = createServer(yoga);
+  const wsServer = new WebSocketServer({ server, path: '/graphql' });
+  const expiryTimers = new WeakMap<object, NodeJS.Timeout>();
+
+  useServer<Record<string, unknown>, { principal?: Principal }>(
+    {
+      execute: (args: ExecutionArgs & { rootValue: { execute: (a: ExecutionArgs) => unknown } }) => args.rootValue.execute(args),
+      subscribe: (args: ExecutionArgs & { rootValue: { subscribe: (a: ExecutionArgs) => unknown } }) => args.rootValue.subscribe(args),
+      onConnect: async (ctx) => {
+        try {
+          const token = parseBearer(ctx.connectionParams?.authorization);
+          const principal = await verifier.verify(token);
+          ctx.extra.principal = principal;
+          // A subscription lives no longer than the token that opened it.
+          const { exp } = decodeJwt(token!);
+          if (exp) {
+            const timer = setTimeout(() => ctx.extra.socket.close(CloseCode.Forbidden, 'Token expired'), exp * 1000 - Date.now());
+            timer.unref();
+            expiryTimers.set(ctx.extra.socket, timer);
+          }
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      onDisconnect: (ctx) => clearTimeout(expiryTimers.get(ctx.extra.socket)),
+      onSubscribe: async (ctx, _id, params) => {
+        const { schema: envelopedSchema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+          ...ctx,
+          principal: ctx.extra.principal ?? null,
+          params,
+        } as never);
+        let document;
+        try {
+          document = parse(params.query);
+        } catch (error) {
+          return [error as GraphQLError];
+        }
+        const errors = validate(envelopedSchema, document);
+        if (errors.length) return errors;
+        return {
+          schema: envelopedSchema,
+          operationName: params.operationName,
+          document,
+          variableValues: params.variables,
+          contextValue: await contextFactory(),
+          rootValue: { execute, subscribe },
+        } as ExecutionArgs;
+      },
+    } as never,
+    wsServer,
+  );
+
+  return {
+    yoga,
+    server,
+    async listen(port: number, host = '0.0.0.0'): Promise<RunningServer> {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => resolve());
+      });
+      const address = server.address() as AddressInfo;
+      const shownHost = host === '0.0.0.0' ? 'localhost' : host;
+      return {
+        url: `http://${shownHost}:${address.port}/graphql`,
+        server,
+        close: async () => {
+          for (const client of wsServer.clients) client.close(1001, 'Server shutting down');
+          await new Promise<void>((resolve) => wsServer.close(() => resolve()));
+          server.closeAllConnections();
+          await new Promise<void>((resolve) => server.close(() => resolve()));
+        },
+      };
+    },
+  };
+}

@@ -76,12 +76,16 @@ async function startInChild(dataDir: string, mode: ChildMode = 'keep') {
 }
 
 function exited(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => (child.exitCode ?? child.signalCode) !== null ? resolve() : child.once('exit', () => resolve()));
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
 }
 
 const exists = (file: string) => stat(file).then(() => true, () => false);
 
-const postmasterPid = async (dataDir: string) => Number((await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+const postmasterPid = async (dataDir: string) =>
+  Number((await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
 
 describe('startEmbeddedPostgres', () => {
   it('initialises a new data dir once and keeps its data across stop and start', async () => {
@@ -96,7 +100,9 @@ describe('startEmbeddedPostgres', () => {
     expect(second.adminUrl).toMatch(/^postgres:\/\/postgres:postgres@127\.0\.0\.1:\d+\/postgres$/);
     expect(await query(second.adminUrl, 'SELECT body FROM kept')).toEqual([{ body: 'survives' }]);
     expect((await stat(path.join(cluster, 'PG_VERSION'))).mtimeMs).toBe(initialisedAt);
-    expect(await query(second.adminUrl, `SELECT current_setting('shared_preload_libraries') AS libs`)).toEqual([{ libs: 'pg_stat_statements' }]);
+    expect(await query(second.adminUrl, `SELECT current_setting('shared_preload_libraries') AS libs`)).toEqual([
+      { libs: 'pg_stat_statements' },
+    ]);
   });
 
   it('recovers from a SIGKILLed owner: stops the orphaned server and starts again with the data intact', async () => {

@@ -205,7 +205,9 @@ async function isPostmasterOf(pid: number, dataDir: string): Promise<boolean> {
     return comm.trim() === 'postgres' && cwd === realDataDir;
   }
   // No /proc (macOS): the postmaster keeps its original command line, which names the data dir.
-  const { stdout } = await promisify(execFile)('ps', ['-o', 'stat=,command=', '-p', String(pid)]).catch(() => ({ stdout: '' }));
+  const { stdout } = await promisify(execFile)('ps', ['-o', 'stat=,command=', '-p', String(pid)]).catch(() => ({
+    stdout: '',
+  }));
   return !stdout.trim().startsWith('Z') && stdout.includes('postgres') && stdout.includes(dataDir);
 }
 

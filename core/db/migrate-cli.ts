@@ -1,4 +1,5 @@
-// `npm run db:migrate`: prepares DATABASE_URL, or without it the project's embedded server (.data/postgres, database crm).
+// `npm run db:migrate`: prepares DATABASE_URL or, when unset, database `crm` on the project's embedded server
+// (.data/postgres).
 import path from 'node:path';
 import { ensureDatabase, PROJECT_DATA_DIR, startEmbeddedPostgres, type EmbeddedPostgres } from './embedded.ts';
 import { prepareDatabase } from './migrate.ts';

@@ -38,7 +38,11 @@ async function query<R extends pg.QueryResultRow = Record<string, unknown>>(url:
 }
 
 const history = (url: string) =>
-  query(url, 'SELECT migration_name, checksum, finished_at, logs, rolled_back_at, applied_steps_count FROM _prisma_migrations ORDER BY started_at, migration_name');
+  query(
+    url,
+    `SELECT migration_name, checksum, finished_at, logs, rolled_back_at, applied_steps_count
+       FROM _prisma_migrations ORDER BY started_at, migration_name`,
+  );
 
 describe('migrate', () => {
   it('applies migrations in folder-name order and records them as Prisma does', async () => {
@@ -115,12 +119,14 @@ describe('migrate', () => {
 
     const error = await migrate(url, { migrationsDir: dir }).catch((e: Error) => e);
     expect(error).toBeInstanceOf(Error);
-    expect((error as Error).message).toMatch(/Migration 2_bad failed \(.*2_bad\/migration\.sql, line 3\): column "missing" does not exist/);
+    expect((error as Error).message).toMatch(
+      /Migration 2_bad failed \(.*2_bad\/migration\.sql, line 3\): column "missing" does not exist/,
+    );
 
     expect((await history(url)).map((r) => r.migration_name)).toEqual(['1_ok']);
-    expect(await query(url, `SELECT to_regclass('half_done') AS half, to_regclass('later') AS later, (SELECT count(*)::int FROM ok) AS ok_rows`)).toEqual([
-      { half: null, later: null, ok_rows: 0 },
-    ]);
+    expect(
+      await query(url, `SELECT to_regclass('half_done') AS half, to_regclass('later') AS later, (SELECT count(*)::int FROM ok) AS ok_rows`),
+    ).toEqual([{ half: null, later: null, ok_rows: 0 }]);
   });
 
   it('lets concurrent runs on a fresh database apply each migration exactly once', async () => {
@@ -145,7 +151,10 @@ describe('migrate', () => {
     const applied = await prepareDatabase(url, {
       migrationsDir: dir,
       afterMigrations: async (client) => {
-        const { rows } = await client.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = 72707369 AND pid = pg_backend_pid() AND granted`);
+        const { rows } = await client.query(
+          `SELECT count(*)::int AS n FROM pg_locks
+            WHERE locktype = 'advisory' AND objid = 72707369 AND pid = pg_backend_pid() AND granted`,
+        );
         lockHeldDuringHook = rows[0].n;
       },
     });

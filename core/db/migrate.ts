@@ -133,9 +133,8 @@ async function applyMigrations(client: pg.Client, opts: MigrateOptions): Promise
     } catch (error) {
       // Swallowed so that the migration's own error is the one reported.
       await client.query('ROLLBACK').catch(() => {});
-      throw new Error(`Migration ${migration.name} failed (${migration.file}${errorLine(migration.sql, error)}): ${(error as Error).message}`, {
-        cause: error,
-      });
+      const where = `${migration.file}${errorLine(migration.sql, error)}`;
+      throw new Error(`Migration ${migration.name} failed (${where}): ${(error as Error).message}`, { cause: error });
     }
     done.push(migration.name);
   }

@@ -33,7 +33,8 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   return {
     url: databaseUrl(adminUrl, name),
     name,
-    drop: () => withAdmin(adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(name)} WITH (FORCE)`)),
+    drop: () =>
+      withAdmin(adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(name)} WITH (FORCE)`)),
   };
 }
 

@@ -9,7 +9,8 @@ import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
 import { decodeJwt } from 'jose';
 import { WebSocketServer } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
-import { CloseCode } from 'graphql-ws';
+import { CloseCode, type Context as WsContext, type SubscribePayload } from 'graphql-ws';
+import type { Extra } from 'graphql-ws/use/ws';
 import { isAuthError, type Principal } from './auth/principal.ts';
 import { parseBearer, type TokenVerifier } from './auth/verify.ts';
 import { createContext, type Context } from './graphql/context.ts';
@@ -30,6 +31,7 @@ export interface RunningServer {
 }
 
 type InitialContext = { request?: Request; principal?: Principal | null };
+type SocketContext = WsContext<Record<string, unknown>, Extra & { principal?: Principal }>;
 
 function authError(error: unknown): GraphQLError {
   const code = isAuthError(error) ? error.code : 'TOKEN_INVALID';
@@ -73,7 +75,7 @@ export function createApp({ platform, schema, verifier, production }: ServerOpti
     {
       execute: (args: ExecutionArgs & { rootValue: { execute: (a: ExecutionArgs) => unknown } }) => args.rootValue.execute(args),
       subscribe: (args: ExecutionArgs & { rootValue: { subscribe: (a: ExecutionArgs) => unknown } }) => args.rootValue.subscribe(args),
-      onConnect: async (ctx) => {
+      onConnect: async (ctx: SocketContext) => {
         try {
           const token = parseBearer(ctx.connectionParams?.authorization);
           const principal = await verifier.verify(token);
@@ -90,8 +92,8 @@ export function createApp({ platform, schema, verifier, production }: ServerOpti
           return false;
         }
       },
-      onDisconnect: (ctx) => clearTimeout(expiryTimers.get(ctx.extra.socket)),
-      onSubscribe: async (ctx, _id, params) => {
+      onDisconnect: (ctx: SocketContext) => clearTimeout(expiryTimers.get(ctx.extra.socket)),
+      onSubscribe: async (ctx: SocketContext, _id: string, params: SubscribePayload) => {
         const { schema: envelopedSchema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           principal: ctx.extra.principal ?? null,

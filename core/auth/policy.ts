@@ -24,6 +24,8 @@ grantCapability('customers:contact', ['OWNER', 'STORE_MANAGER', 'CONSULTANT', 'F
 grantCapability('customers:health', ['OWNER', 'STORE_MANAGER', 'CONSULTANT', 'BEAUTICIAN']);
 grantCapability('visits:read', ALL_STAFF);
 grantCapability('visits:write', ['OWNER', 'STORE_MANAGER', 'CONSULTANT', 'BEAUTICIAN', 'FRONT_DESK']);
+// Refunds move money back: managers only.
+grantCapability('visits:refund', ['OWNER', 'STORE_MANAGER']);
 grantCapability('memberships:write', ['OWNER', 'STORE_MANAGER', 'CONSULTANT', 'FRONT_DESK']);
 grantCapability('staff:read', ALL_STAFF);
 

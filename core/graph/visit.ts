@@ -14,7 +14,7 @@ import { assertStoreInScope, customerWhere, orgWhere, requireCapability, visitWh
 import { idempotent } from './idempotency.ts';
 import { moneyFor, toMinorUnits } from './money.ts';
 
-const VISIT_STATUSES = ['BOOKED', 'CHECKED_IN', 'COMPLETED', 'CANCELLED', 'NO_SHOW'] as const;
+const VISIT_STATUSES = ['BOOKED', 'CHECKED_IN', 'COMPLETED', 'CANCELLED', 'NO_SHOW', 'REFUNDED'] as const;
 type VisitStatus = (typeof VISIT_STATUSES)[number];
 
 /** Open visits hold their staff member's time; the database refuses overlaps (visit_staff_no_overlap). */
@@ -83,7 +83,7 @@ async function loadVisitPages(
 export function registerVisit(builder: Builder) {
   const VisitStatusEnum = builder.enumType('VisitStatus', {
     values: VISIT_STATUSES,
-    description: 'BOOKED → CHECKED_IN → COMPLETED, or CANCELLED / NO_SHOW.',
+    description: 'BOOKED → CHECKED_IN → COMPLETED (→ REFUNDED), or CANCELLED / NO_SHOW.',
   });
   const LineItemKind = builder.enumType('LineItemKind', { values: ['SERVICE', 'PRODUCT'] as const });
 
@@ -137,6 +137,8 @@ export function registerVisit(builder: Builder) {
       completedAt: t.expose('completedAt', { type: 'DateTime', nullable: true }),
       cancelledAt: t.expose('cancelledAt', { type: 'DateTime', nullable: true }),
       cancelReason: t.exposeString('cancelReason', { nullable: true }),
+      refundedAt: t.expose('refundedAt', { type: 'DateTime', nullable: true }),
+      refundReason: t.exposeString('refundReason', { nullable: true }),
       notes: t.exposeString('notes', { nullable: true }),
       lineItems: t.relation('lines', { query: { orderBy: { position: 'asc' } } }),
       services: t.field({
@@ -608,6 +610,45 @@ function registerVisitMutations(builder: Builder) {
       });
     },
   });
+  defineMutation(builder, 'refundVisit', {
+    description:
+      'Refunds (voids) a COMPLETED visit: it no longer counts towards the customer\'s facts, and plugins reverse ' +
+      'what they awarded for it (e.g. points). Idempotent by key.',
+    input: (t) => ({
+      visitId: t.globalID({ required: true }),
+      idempotencyKey: t.string({ required: true }),
+      reason: t.string({ required: true }),
+    }),
+    payload: (t) => ({ ...visitPayload(t), replayed: t.boolean({ nullable: true, resolve: (p: { replayed?: boolean }) => p.replayed ?? null }) }),
+    resolve: async (input, ctx) => {
+      const principal = requireCapability(ctx, 'visits:refund');
+      const reason = input.reason.trim();
+      if (!reason || reason.length > 500) throw validationError([{ field: fieldPath('reason'), message: 'Give a reason of at most 500 characters' }]);
+      const visitId = input.visitId.id;
+      return inTransaction(ctx.platform, ctx.db, principal.orgId, principalKey(principal), async (tx, emit) => {
+        const { result, replayed } = await idempotent(tx, principal, input.idempotencyKey, 'refundVisit', { visitId, reason }, async () => {
+          const visit = await lockVisit(tx, ctx, visitId);
+          assertStatus(visit.status, ['COMPLETED'], 'refunded');
+          const updated = await tx.visit.update({
+            where: { id: visitId },
+            data: { status: 'REFUNDED', refundedAt: new Date(), refundReason: reason },
+            select: { id: true, storeId: true, customerId: true, scheduledStart: true, staffId: true },
+          });
+          // Recomputed from the visits themselves: first/last visit may move when the refunded one was either.
+          await tx.$executeRaw`
+            UPDATE customer_fact f SET visit_count = s.visits, total_spend_minor = s.spend,
+              first_visit_at = s.first_at, last_visit_at = s.last_at
+            FROM (SELECT count(*)::int AS visits, coalesce(sum(total_minor), 0)::bigint AS spend,
+                         min(completed_at) AS first_at, max(completed_at) AS last_at
+                  FROM visit WHERE customer_id = ${visit.customerId}::uuid AND status = 'COMPLETED') s
+            WHERE f.customer_id = ${visit.customerId}::uuid`;
+          await emitVisit(emit, 'visit.refunded', updated, { totalMinor: visit.totalMinor, reason });
+          return { visitId };
+        });
+        return { ...result, replayed };
+      });
+    },
+  });
 }
 
 function checkStartTime(startsAt: Date, issues: { field: string[]; message: string }[]) {
@@ -627,7 +668,7 @@ async function holdSlot<T>(write: () => Promise<T>): Promise<T> {
   }
 }
 
-const VISIT_STATUS_WORDS: Record<string, string> = { BOOKED: 'booked', CHECKED_IN: 'checked in', COMPLETED: 'completed', CANCELLED: 'cancelled', NO_SHOW: 'a no-show' };
+const VISIT_STATUS_WORDS: Record<string, string> = { BOOKED: 'booked', CHECKED_IN: 'checked in', COMPLETED: 'completed', CANCELLED: 'cancelled', NO_SHOW: 'a no-show', REFUNDED: 'refunded' };
 
 function assertStatus(status: string, allowed: string[], action: string) {
   if (!allowed.includes(status)) {

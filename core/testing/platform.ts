@@ -77,7 +77,7 @@ export async function startTestPlatform(options: TestPlatformOptions = {}): Prom
     workerConcurrency: options.workerConcurrency ?? 0,
     poolSize: 24,
   });
-  const resolve = (as: Principal | keyof DemoPrincipals): Principal => (typeof as === 'string' ? principals[as]! : as);
+  const resolve = (as: Principal | keyof DemoPrincipals): Principal => (typeof as === 'object' ? as : principals[as]!);
   const token = (as: Principal | keyof DemoPrincipals, expiresIn = '1h') =>
     mintToken(signingKey, resolve(as), { issuer: DEFAULT_ISSUER, audience: DEFAULT_AUDIENCE, expiresIn });
   const sockets: Client[] = [];

@@ -22,7 +22,7 @@ CREATE TYPE customer_source AS ENUM ('WALK_IN', 'REFERRAL', 'ONLINE', 'PARTNER',
 CREATE TYPE skin_type AS ENUM ('NORMAL', 'DRY', 'OILY', 'COMBINATION', 'SENSITIVE');
 CREATE TYPE consent_purpose AS ENUM ('MARKETING', 'HEALTH_DATA', 'PARTNER_SHARING', 'RESEARCH');
 CREATE TYPE service_category AS ENUM ('FACIAL', 'BODY', 'NAIL', 'HAIR_REMOVAL', 'ANTI_AGEING', 'MEDICAL_AESTHETIC');
-CREATE TYPE visit_status AS ENUM ('BOOKED', 'CHECKED_IN', 'COMPLETED', 'CANCELLED', 'NO_SHOW');
+CREATE TYPE visit_status AS ENUM ('BOOKED', 'CHECKED_IN', 'COMPLETED', 'CANCELLED', 'NO_SHOW', 'REFUNDED');
 CREATE TYPE line_item_kind AS ENUM ('SERVICE', 'PRODUCT');
 CREATE TYPE membership_status AS ENUM ('ACTIVE', 'SUSPENDED', 'CANCELLED');
 
@@ -149,6 +149,8 @@ CREATE TABLE visit (
   completed_at timestamptz(3),
   cancelled_at timestamptz(3),
   cancel_reason text,
+  refunded_at timestamptz(3),
+  refund_reason text,
   notes text,
   readings jsonb NOT NULL DEFAULT '[]',
   signature jsonb,

@@ -44,7 +44,7 @@ export const POS_SCOPES = [
   'visits:read',
   'visits:write',
   'memberships:write',
-  'points:write',
+  'points:redeem',
 ];
 
 const DAY_MS = 86_400_000;

@@ -1,0 +1,239 @@
+import { Prisma } from '../../core/db/generated/client.ts';
+import type { Tx } from '../../core/db/clients.ts';
+import type { Emit } from '../../core/events/outbox.ts';
+import { DomainError, pgErrorCode } from '../../core/graphql/errors.ts';
+
+/**
+ * The points ledger. Every change is an entry; earning creates a lot that expires; every debit takes from
+ * the oldest unexpired lots and records where it took from. The account row is locked for each change, so
+ * an account's changes happen one at a time; the database keeps the cached balance equal to the sum of
+ * entries (trigger) and refuses a negative one (CHECK), as a last wall behind the checks here.
+ */
+
+export type CreditKind = 'EARN' | 'ADJUST' | 'REVERSAL';
+export type DebitKind = 'REDEEM' | 'DONATE' | 'EXPIRE' | 'ADJUST' | 'REVERSAL';
+
+export interface Account {
+  membershipId: string;
+  orgId: string;
+  customerId: string;
+  balance: number;
+}
+
+export interface LedgerWrite {
+  tx: Tx;
+  emit: Emit;
+  actor: string;
+}
+
+export interface EntryInput {
+  source: string;
+  sourceRef?: string | null;
+  /** Same key twice in an organization: the second write is skipped (exactly-once awards). */
+  dedupeKey?: string | null;
+  storeId?: string | null;
+  reason?: string | null;
+  reversesEntryId?: bigint | null;
+}
+
+export function insufficientPoints(available: number, requested: number): DomainError {
+  return new DomainError([
+    {
+      __typename: 'InsufficientPointsError',
+      code: 'INSUFFICIENT_POINTS',
+      message: `Only ${available} points available, ${requested} requested`,
+      field: ['input', 'points'],
+      available,
+      requested,
+    },
+  ]);
+}
+
+/** The customer's points account, created on first use for a member; null for a customer who is not a member. */
+export async function ensureAccount(tx: Tx, orgId: string, customerId: string): Promise<Account | null> {
+  const [account] = await tx.$queryRaw<Account[]>`
+    WITH member AS (
+      SELECT id, org_id, customer_id FROM membership WHERE customer_id = ${customerId}::uuid AND org_id = ${orgId}::uuid
+    ), created AS (
+      INSERT INTO points_account (membership_id, org_id, customer_id)
+      SELECT id, org_id, customer_id FROM member
+      ON CONFLICT (membership_id) DO NOTHING
+      RETURNING membership_id, org_id, customer_id, balance
+    )
+    SELECT membership_id AS "membershipId", org_id AS "orgId", customer_id AS "customerId", balance FROM created
+    UNION ALL
+    SELECT a.membership_id, a.org_id, a.customer_id, a.balance FROM points_account a JOIN member m ON m.id = a.membership_id`;
+  return account ?? null;
+}
+
+/** Locks the account for this transaction and returns its current balance. */
+async function lockAccount(tx: Tx, account: Account): Promise<number> {
+  const [row] = await tx.$queryRaw<{ balance: number }[]>`
+    SELECT balance FROM points_account WHERE membership_id = ${account.membershipId}::uuid FOR UPDATE`;
+  return row!.balance;
+}
+
+async function insertEntry(
+  tx: Tx,
+  account: Account,
+  kind: string,
+  amount: number,
+  input: EntryInput,
+  actor: string,
+): Promise<{ id: bigint; createdAt: Date } | null> {
+  try {
+    const [entry] = await tx.$queryRaw<{ id: bigint; createdAt: Date }[]>`
+      INSERT INTO points_entry (org_id, account_id, customer_id, kind, amount, source, source_ref, dedupe_key,
+                                store_id, actor, reason, reverses_entry_id)
+      VALUES (${account.orgId}::uuid, ${account.membershipId}::uuid, ${account.customerId}::uuid,
+              ${kind}::points_entry_kind, ${amount}, ${input.source}, ${input.sourceRef ?? null}, ${input.dedupeKey ?? null},
+              ${input.storeId ?? null}::uuid, ${actor}, ${input.reason ?? null}, ${input.reversesEntryId ?? null})
+      ON CONFLICT (org_id, dedupe_key) DO NOTHING
+      RETURNING id, created_at AS "createdAt"`;
+    return entry ?? null;
+  } catch (error) {
+    // The balance CHECK: only reachable if a caller skipped the account lock.
+    if (pgErrorCode(error) === '23514') throw insufficientPoints(0, -amount);
+    throw error;
+  }
+}
+
+async function announce(
+  write: LedgerWrite,
+  account: Account,
+  type: string,
+  delta: number,
+  entryId: bigint,
+  extra: Record<string, unknown> = {},
+) {
+  const [{ balance }] = await write.tx.$queryRaw<{ balance: number }[]>`
+    SELECT balance FROM points_account WHERE membership_id = ${account.membershipId}::uuid`;
+  await write.emit({
+    type,
+    aggregateType: 'PointsAccount',
+    aggregateId: account.membershipId,
+    streamKey: account.customerId,
+    payload: { customerId: account.customerId, membershipId: account.membershipId, delta, balance, entryId: entryId.toString(), ...extra },
+  });
+  return balance;
+}
+
+/**
+ * Adds points as a new lot expiring `lifetimeMonths` after `earnedAt`, counted in `timezone` (so a lot
+ * earned on 29 February local time expires on 28 February, local time). Returns null when the dedupe key
+ * was already used.
+ */
+export async function credit(
+  write: LedgerWrite,
+  account: Account,
+  kind: CreditKind,
+  amount: number,
+  input: EntryInput & { lifetimeMonths: number; timezone: string; earnedAt?: Date },
+  eventType = 'points.earned',
+) {
+  if (!Number.isInteger(amount) || amount <= 0) throw new Error(`credit amount must be a positive integer, got ${amount}`);
+  await lockAccount(write.tx, account);
+  const entry = await insertEntry(write.tx, account, kind, amount, input, write.actor);
+  if (!entry) return null;
+  const earnedAt = input.earnedAt ?? entry.createdAt;
+  await write.tx.$executeRaw`
+    INSERT INTO points_lot (org_id, account_id, earn_entry_id, earned_at, expires_at, original, remaining)
+    VALUES (${account.orgId}::uuid, ${account.membershipId}::uuid, ${entry.id}, ${earnedAt},
+            ((${earnedAt}::timestamptz AT TIME ZONE ${input.timezone}) + make_interval(months => ${input.lifetimeMonths}))
+              AT TIME ZONE ${input.timezone},
+            ${amount}, ${amount})`;
+  const balance = await announce(write, account, eventType, amount, entry.id, { kind, source: input.source });
+  return { entryId: entry.id, balance };
+}
+
+/**
+ * Takes points from the oldest unexpired lots first (a preferred lot first, when reversing its own award).
+ * Lots that are already due are expired first, so nobody spends points that have lapsed.
+ */
+export async function debit(
+  write: LedgerWrite,
+  account: Account,
+  kind: DebitKind,
+  amount: number,
+  input: EntryInput & { preferLotId?: bigint | null },
+  eventType: string,
+) {
+  if (!Number.isInteger(amount) || amount <= 0) throw new Error(`debit amount must be a positive integer, got ${amount}`);
+  const balance = (await lockAccount(write.tx, account)) - (await expireDueLots(write, account));
+  if (balance < amount) throw insufficientPoints(balance, amount);
+  const entry = await insertEntry(write.tx, account, kind, -amount, input, write.actor);
+  if (!entry) return null;
+  await write.tx.$executeRaw`
+    WITH ordered AS (
+      SELECT id, remaining,
+             sum(remaining) OVER (ORDER BY (id = ${input.preferLotId ?? null}::bigint) DESC NULLS LAST, expires_at, id) - remaining AS taken_before
+      FROM points_lot
+      WHERE account_id = ${account.membershipId}::uuid AND remaining > 0
+    ), taken AS (
+      SELECT id, LEAST(remaining, ${amount} - taken_before) AS amount FROM ordered WHERE taken_before < ${amount}
+    ), consumed AS (
+      UPDATE points_lot lot SET remaining = lot.remaining - taken.amount FROM taken WHERE lot.id = taken.id
+      RETURNING lot.id, taken.amount
+    )
+    INSERT INTO points_allocation (debit_entry_id, lot_id, org_id, amount)
+    SELECT ${entry.id}, id, ${account.orgId}::uuid, amount FROM consumed`;
+  const after = await announce(write, account, eventType, -amount, entry.id, { kind, source: input.source });
+  return { entryId: entry.id, balance: after };
+}
+
+/** Undoes a debit: the points go back to the lots they came from (with their original expiry). */
+export async function restoreDebit(write: LedgerWrite, account: Account, debitEntryId: bigint, input: EntryInput, eventType: string) {
+  await lockAccount(write.tx, account);
+  const allocations = await write.tx.pointsAllocation.findMany({ where: { debitEntryId } });
+  const amount = allocations.reduce((sum, allocation) => sum + allocation.amount, 0);
+  if (amount === 0) return null;
+  const entry = await insertEntry(write.tx, account, 'REVERSAL', amount, { ...input, reversesEntryId: debitEntryId }, write.actor);
+  if (!entry) return null;
+  await write.tx.$executeRaw`
+    UPDATE points_lot lot SET remaining = lot.remaining + a.amount
+    FROM points_allocation a WHERE a.debit_entry_id = ${debitEntryId} AND lot.id = a.lot_id`;
+  const balance = await announce(write, account, eventType, amount, entry.id, { kind: 'REVERSAL', source: input.source });
+  return { entryId: entry.id, balance };
+}
+
+/** Locks the account and expires its lots that are due; returns the points expired. */
+export async function expireAccount(write: LedgerWrite, account: Account, now = new Date()): Promise<number> {
+  await lockAccount(write.tx, account);
+  return expireDueLots(write, account, now);
+}
+
+/** One EXPIRE entry per due lot (idempotent by lot). The caller holds the account lock. */
+async function expireDueLots(write: LedgerWrite, account: Account, now = new Date()): Promise<number> {
+  const due = await write.tx.$queryRaw<{ id: bigint; remaining: number; expiresAt: Date }[]>`
+    SELECT id, remaining, expires_at AS "expiresAt" FROM points_lot
+    WHERE account_id = ${account.membershipId}::uuid AND remaining > 0 AND expires_at <= ${now}
+    ORDER BY expires_at, id`;
+  let expired = 0;
+  for (const lot of due) {
+    const entry = await insertEntry(
+      write.tx,
+      account,
+      'EXPIRE',
+      -lot.remaining,
+      { source: 'EXPIRY', sourceRef: `lot:${lot.id}`, dedupeKey: `expire:lot:${lot.id}`, reason: `Expired ${lot.expiresAt.toISOString()}` },
+      write.actor,
+    );
+    if (!entry) continue;
+    await write.tx.$executeRaw`
+      INSERT INTO points_allocation (debit_entry_id, lot_id, org_id, amount)
+      VALUES (${entry.id}, ${lot.id}, ${account.orgId}::uuid, ${lot.remaining})`;
+    await write.tx.$executeRaw`UPDATE points_lot SET remaining = 0 WHERE id = ${lot.id}`;
+    await announce(write, account, 'points.expired', -lot.remaining, entry.id, { lotId: lot.id.toString(), expiresAt: lot.expiresAt.toISOString() });
+    expired += lot.remaining;
+  }
+  return expired;
+}
+
+/** Accounts with lots due at `now`, across organizations (the scheduled job's work list). */
+export function accountsWithDueLots(system: { $queryRaw: Tx['$queryRaw'] }, now: Date, limit = 500) {
+  return system.$queryRaw<Account[]>(Prisma.sql`
+    SELECT DISTINCT a.membership_id AS "membershipId", a.org_id AS "orgId", a.customer_id AS "customerId", a.balance
+    FROM points_lot l JOIN points_account a ON a.membership_id = l.account_id
+    WHERE l.remaining > 0 AND l.expires_at <= ${now}
+    LIMIT ${limit}`);
+}

@@ -11,7 +11,8 @@ import { ensureLocalSigningKey } from './auth/keys.ts';
 import { mintToken } from './auth/mint.ts';
 import type { Principal } from './auth/principal.ts';
 import { authConfigFromEnv, createTokenVerifier } from './auth/verify.ts';
-import { pluginSettingsFromEnv, startPlatform } from './bootstrap.ts';
+import { PLUGINS_DIR, pluginSettingsFromEnv, startPlatform } from './bootstrap.ts';
+import { loadPlugins } from './plugin/loader.ts';
 import { ensureDatabase, PROJECT_DATA_DIR, startEmbeddedPostgres } from './db/embedded.ts';
 import { PrismaClient } from './db/generated/client.ts';
 import { prepareDatabase } from './db/migrate.ts';
@@ -24,6 +25,8 @@ const log = (message: string) => console.log(`[crm] ${message}`);
 async function main() {
   const startedAt = performance.now();
   const { plugins, pluginConfig } = pluginSettingsFromEnv();
+  // Fails on an unknown plugin, a missing dependency or bad configuration before anything starts.
+  const loadedPlugins = await loadPlugins(PLUGINS_DIR, plugins, pluginConfig);
   await mkdir(dataDir, { recursive: true });
 
   let ownerUrl = process.env.DATABASE_URL;
@@ -45,6 +48,13 @@ async function main() {
         if (await isSeeded(db)) return;
         log('seeding the demo chain (first start)…');
         const { principals, counts } = await seedDemo(db);
+        const chains = await db.organization.findMany({ where: { kind: 'CHAIN' }, select: { id: true } });
+        for (const { definition, config } of loadedPlugins) {
+          if (!definition.seedDemo) continue;
+          for (const chain of chains) {
+            await db.$transaction((tx) => definition.seedDemo!({ tx, orgId: chain.id, config }), { timeout: 120_000 });
+          }
+        }
         await writeFile(principalsFile, JSON.stringify(principals, null, 2));
         log(`seeded ${Object.entries(counts).map(([table, n]) => `${n} ${table}`).join(', ')}`);
       } finally {

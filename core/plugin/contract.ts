@@ -54,6 +54,8 @@ export interface PluginDefinition<Config = Record<string, never>> {
   handlers?: Record<string, EventHandler<Config>>;
   /** Scheduled work, by job name (run through graphile-worker's crontab). */
   jobs?: Record<string, ScheduledJob<Config>>;
+  /** Demo data for a freshly seeded chain (first `npm start`), written by the database owner. */
+  seedDemo?: (ctx: { tx: Tx; orgId: string; config: Config }) => Promise<void>;
   /**
    * Values this plugin offers to extension points declared by other plugins, e.g. tiers offering
    * `points.earnMultiplier`. The consumer never imports the provider.

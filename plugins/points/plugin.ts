@@ -4,6 +4,7 @@ import { INTERACTION_EVENTS, pointsConfigSchema, type PointsConfig } from './con
 import { awardInteraction, awardVisit, reverseVisit, welcomeMember } from './earning.ts';
 import { accountsWithDueLots, expireAccount } from './ledger.ts';
 import { registerPointsSchema } from './schema.ts';
+import { seedPointsDemo } from './demo.ts';
 
 /** Loyalty points: an append-only ledger with expiring lots, earn rules, a rewards catalogue, caps and donations. */
 export default definePlugin<PointsConfig>({
@@ -17,6 +18,7 @@ export default definePlugin<PointsConfig>({
     'points:metrics': ['OWNER', 'HQ_ANALYST', 'STORE_MANAGER'],
   },
   schema: registerPointsSchema,
+  seedDemo: seedPointsDemo,
   handlers: {
     'membership.enrolled': welcomeMember,
     'visit.completed': awardVisit,

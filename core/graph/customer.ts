@@ -185,7 +185,8 @@ export function registerCustomer(builder: Builder) {
           ctx.db.customer.findMany({ ...query, where: customerFilter(ctx, args.filter), orderBy: customerOrder(args.orderBy) }),
         totalCount: (_root, args, ctx) => ctx.db.customer.count({ where: customerFilter(ctx, args.filter) }),
       },
-      {},
+      { name: 'CustomerConnection' },
+      { name: 'CustomerEdge' },
     ),
   );
 
@@ -465,6 +466,10 @@ function registerCustomerMutations(
       const partnerOrgId = input.partnerOrganizationId?.id ?? null;
       if ((input.purpose === 'PARTNER_SHARING') !== (partnerOrgId !== null)) {
         throw validationError([{ field: fieldPath('partnerOrganizationId'), message: 'PARTNER_SHARING, and only it, names a partner organization' }]);
+      }
+      // The partner must be a clinic. Read through the system client: RLS hides other organizations from the tenant's.
+      if (partnerOrgId && (await ctx.platform.orgSettings(partnerOrgId).catch(() => null))?.kind !== 'CLINIC') {
+        throw notFound(fieldPath('partnerOrganizationId'), 'Partner clinic');
       }
       await inTransaction(ctx.platform, ctx.db, principal.orgId, principalKey(principal), async (tx, emit) => {
         const existing = await tx.customer.findFirst({ where: { id: customerId, ...customerWhere(ctx) }, select: { id: true } });

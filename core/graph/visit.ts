@@ -51,13 +51,18 @@ async function loadVisitPages(
   options: { first: number; after: { start: Date; id: string } | null; statuses: VisitStatus[] | null },
 ): Promise<Map<string, VisitPage>> {
   const principal = requirePrincipal(ctx);
-  const stores = principal.kind === 'CUSTOMER' ? null : (visitWhere(ctx).storeId as { in: string[] } | undefined)?.in ?? null;
+  // This raw query must confine rows exactly as visitWhere does: a caller without visits:read gets an
+  // impossible id filter there (so nothing here), a customer only their own visits, store-bound staff their stores.
+  const where = visitWhere(ctx);
+  if (where.id) return new Map();
+  const visible = where.customerId ? customerIds.filter((id) => id === where.customerId) : customerIds;
+  const stores = (where.storeId as { in: string[] } | undefined)?.in ?? null;
   const rows = await ctx.db.$queryRaw<{ customer_id: string; id: string; has_more: boolean }[]>(Prisma.sql`
     SELECT page.customer_id, page.id, page.has_more FROM (
       SELECT c.id AS customer_id, v.id,
              row_number() OVER (PARTITION BY c.id ORDER BY v.scheduled_start DESC, v.id DESC) AS position,
              count(*) OVER (PARTITION BY c.id) > ${options.first} AS has_more
-      FROM unnest(${customerIds as string[]}::uuid[]) AS c(id)
+      FROM unnest(${visible as string[]}::uuid[]) AS c(id)
       CROSS JOIN LATERAL (
         SELECT id, scheduled_start FROM visit
         WHERE customer_id = c.id AND org_id = ${principal.orgId}::uuid
@@ -157,6 +162,8 @@ export function registerVisit(builder: Builder) {
     }),
   });
 
+  const VisitConnection = builder.connectionObject({ type: Visit, name: 'VisitConnection' }, { name: 'VisitEdge' });
+
   const VisitFilter = builder.inputType('VisitFilter', {
     fields: (t) => ({
       storeId: t.globalID(),
@@ -199,7 +206,7 @@ export function registerVisit(builder: Builder) {
           orderBy: [{ scheduledStart: direction }, { id: direction }],
         });
       },
-    }),
+    }, VisitConnection),
   );
 
   builder.prismaObjectField('Customer', 'visits', (t) =>
@@ -219,7 +226,7 @@ export function registerVisit(builder: Builder) {
         const visits = loader(ctx, key, () => visitsByCustomer(ctx, info, { first, after, statuses }));
         return visits.load(customer.id) as never;
       },
-    }),
+    }, VisitConnection),
   );
 
   function visitsByCustomer(

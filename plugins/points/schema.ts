@@ -134,7 +134,7 @@ export function registerPointsSchema(builder: Builder, { config, contributions }
           },
           orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
         }),
-      }),
+      }, { name: 'PointsLedgerConnection' }, { name: 'PointsLedgerEdge' }),
     }),
   });
 

@@ -10,6 +10,8 @@ export type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
 export interface QueryStats {
   statements: number;
   rows: number;
+  /** When set, every statement's text and row count is appended (tests use it to see what was read). */
+  trace: { sql: string; rows: number }[] | null;
 }
 
 type TenantClient = pg.PoolClient & { tenantOrgId?: string };
@@ -76,7 +78,7 @@ export interface DatabasesOptions {
  * across organizations, seeding, migrations).
  */
 export class Databases {
-  readonly stats: QueryStats = { statements: 0, rows: 0 };
+  readonly stats: QueryStats = { statements: 0, rows: 0, trace: null };
   readonly appPool: pg.Pool;
   readonly system: Db;
   readonly #systemPool: pg.Pool;
@@ -132,6 +134,8 @@ export class Databases {
       if (result instanceof Promise) {
         return result.then((r: pg.QueryResult) => {
           stats.rows += r?.rowCount ?? 0;
+          const sql = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string })?.text;
+          stats.trace?.push({ sql: sql ?? '', rows: r?.rowCount ?? 0 });
           return r;
         });
       }

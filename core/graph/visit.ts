@@ -1,5 +1,4 @@
 import DataLoader from 'dataloader';
-import type { GraphQLResolveInfo } from 'graphql';
 import { queryFromInfo } from '@pothos/plugin-prisma';
 import { z } from 'zod';
 import { Prisma } from '../db/generated/client.ts';
@@ -222,8 +221,11 @@ export function registerVisit(builder: Builder) {
         const first = Math.min(Math.max(args.first ?? 10, 0), 50);
         const after = args.after ? decodeCursor(args.after) : null;
         const statuses = (args.status as VisitStatus[] | null | undefined)?.length ? (args.status as VisitStatus[]) : null;
-        const key = `Customer.visits:${JSON.stringify([first, after, statuses])}:${info.path.key}`;
-        const visits = loader(ctx, key, () => visitsByCustomer(ctx, info, { first, after, statuses }));
+        // Planned per customer field: planning records where the loaded rows' nested data lives for this
+        // field's path, so the visits' own fields (services, staff) read it instead of loading per row.
+        const query = queryFromInfo({ context: ctx, info, path: ['edges', 'node'], typeName: 'Visit' }) as object;
+        const key = `Customer.visits:${JSON.stringify([first, after, statuses, query])}`;
+        const visits = loader(ctx, key, () => visitsByCustomer(ctx, query, { first, after, statuses }));
         return visits.load(customer.id) as never;
       },
     }, VisitConnection),
@@ -231,13 +233,12 @@ export function registerVisit(builder: Builder) {
 
   function visitsByCustomer(
     ctx: Context,
-    info: GraphQLResolveInfo,
+    query: object,
     options: { first: number; after: { start: Date; id: string } | null; statuses: VisitStatus[] | null },
   ) {
     return new DataLoader<string, ReturnType<typeof toConnection>>(async (customerIds) => {
       const pages = await loadVisitPages(ctx, customerIds, options);
       const ids = [...pages.values()].flatMap((page) => page.ids);
-      const query = queryFromInfo({ context: ctx, info, path: ['edges', 'node'], typeName: 'Visit' }) as object;
       const visits = ids.length
         ? await ctx.db.visit.findMany({ ...query, where: { id: { in: ids } } } as Prisma.VisitFindManyArgs)
         : [];

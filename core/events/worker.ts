@@ -4,7 +4,7 @@ import type { EventHandler } from '../plugin/contract.ts';
 import { inTransaction, toDomainEvent, type DomainEvent } from './outbox.ts';
 
 /** graphile-worker logs every job at info level; keep warnings and errors. */
-const quietLogger = new Logger(() => (level, message) => {
+export const quietLogger = new Logger(() => (level, message) => {
   if (level === 'error' || level === 'warning') console.error(`[worker] ${message}`);
 });
 

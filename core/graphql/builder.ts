@@ -21,6 +21,7 @@ export interface BuilderTypes {
   Interfaces: { UserError: UserErrorValue };
   PrismaTypes: PrismaTypes;
   Scalars: Scalars;
+  DefaultFieldNullability: false;
   DefaultEdgesNullability: false;
   DefaultNodeNullability: false;
 }
@@ -34,6 +35,8 @@ export const COMPLEXITY_LIMITS = { complexity: 25_000, depth: 12, breadth: 300 }
 export function createBuilder() {
   const builder = new SchemaBuilder<BuilderTypes>({
     plugins: [PrismaPlugin, RelayPlugin, ComplexityPlugin],
+    // Non-null unless a field says otherwise, so typed clients need not guard what is always there.
+    defaultFieldNullability: false,
     prisma: {
       client: (ctx) => ctx.db,
       dmmf: getDatamodel(),
@@ -55,6 +58,11 @@ export function createBuilder() {
       limit: COMPLEXITY_LIMITS,
     },
   });
+  // node(id:) / nodes(ids:) of a missing object — or of one the caller may not see, which findUnique filters
+  // out — answers null, never an internal error: every node type, including plugins', loads nullably.
+  const prismaNode = builder.prismaNode.bind(builder);
+  builder.prismaNode = ((type: never, options: { nullable?: boolean }) =>
+    prismaNode(type, { nullable: true, ...options } as never)) as unknown as typeof builder.prismaNode;
   builder.queryType({});
   builder.mutationType({});
   builder.subscriptionType({});

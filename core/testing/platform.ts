@@ -11,7 +11,7 @@ import type { Principal } from '../auth/principal.ts';
 import { createTokenVerifier, DEFAULT_AUDIENCE, DEFAULT_ISSUER } from '../auth/verify.ts';
 import { startPlatform, type RunningPlatform } from '../bootstrap.ts';
 import { PrismaClient } from '../db/generated/client.ts';
-import { workerTasks } from '../events/worker.ts';
+import { quietLogger, workerTasks } from '../events/worker.ts';
 import { seedDemo, type DemoPrincipals } from '../seed/demo.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 
@@ -105,7 +105,14 @@ export async function startTestPlatform(options: TestPlatformOptions = {}): Prom
     },
     async drainJobs() {
       const { taskList } = workerTasks(running.platform);
-      await runOnce({ connectionString: database.url, taskList });
+      // runOnce can stop while a serial queue (one per customer) still holds a runnable job: repeat until none is left.
+      for (let round = 0; round < 50; round++) {
+        await runOnce({ connectionString: database.url, taskList, logger: quietLogger });
+        const [{ runnable }] = await owner.$queryRaw<{ runnable: number }[]>`
+          SELECT count(*)::int AS runnable FROM graphile_worker.jobs WHERE attempts < max_attempts AND run_at <= now()`;
+        if (runnable === 0) return;
+      }
+      throw new Error('jobs are still runnable after 50 rounds');
     },
     async close() {
       await Promise.all(sockets.map((socket) => socket.dispose()));

@@ -200,7 +200,8 @@ export function registerCustomer(builder: Builder) {
       const digits = search.replace(/\D/g, '');
       and.push({
         OR: [
-          { name: { contains: search, mode: 'insensitive' } },
+          // Prisma passes `contains` to LIKE as it is: % and _ in a name search are plain characters.
+          { name: { contains: search.replace(/[\\%_]/g, '\\$&'), mode: 'insensitive' } },
           ...(digits.length >= 3 ? [{ phone: { contains: digits } }] : []),
         ],
       });

@@ -553,6 +553,8 @@ function registerVisitMutations(builder: Builder) {
         if (value == null) return null;
         const minor = toMinorUnits(value, currency);
         if (minor === null || minor < 0) issues.push({ field, message: `Must be a non-negative amount with at most the digits of ${currency}` });
+        // Prices and discounts are stored as 32-bit minor units; the visit total has the same bound.
+        else if (minor > 2_000_000_000) issues.push({ field, message: 'Amount is too large' });
         return minor;
       };
       const lines = input.lineItems.map((line, index) => ({

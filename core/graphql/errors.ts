@@ -62,7 +62,8 @@ export function pgErrorCode(error: unknown): string | undefined {
   for (let depth = 0; current && depth < 5; depth++) {
     const candidate = current as { code?: unknown; cause?: unknown; meta?: { driverAdapterError?: unknown } };
     const code = (candidate as { originalCode?: unknown }).originalCode ?? candidate.code;
-    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+    // Prisma's own codes (P2039 "database error", …) have the same shape as SQLSTATEs: look past them to the driver's.
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^P[1-9]\d{3}$/.test(code)) return code;
     current = candidate.meta?.driverAdapterError ?? candidate.cause;
   }
   return undefined;

@@ -248,7 +248,7 @@ describe('seedDemo', () => {
     expect(client.orgId).toBe(chainId);
     expect(client.storeIds).toEqual([firstStore.id]);
     expect(client.scopes).toEqual(pos.scopes);
-    expect(pos.scopes).toEqual(expect.arrayContaining(['customers:read', 'visits:write', 'points:write']));
+    expect(pos.scopes).toEqual(expect.arrayContaining(['customers:read', 'visits:write', 'points:redeem']));
   });
 
   it('is deterministic: a second database seeded with the same clock holds the same customers', async () => {

@@ -1,6 +1,6 @@
-import SchemaBuilder from '@pothos/core';
+import SchemaBuilder, { PothosValidationError } from '@pothos/core';
 import PrismaPlugin from '@pothos/plugin-prisma';
-import RelayPlugin from '@pothos/plugin-relay';
+import RelayPlugin, { decodeGlobalID } from '@pothos/plugin-relay';
 import ComplexityPlugin from '@pothos/plugin-complexity';
 import type PrismaTypes from '../db/generated/pothos-types.ts';
 import { getDatamodel } from '../db/generated/pothos-types.ts';
@@ -26,6 +26,8 @@ export interface BuilderTypes {
   DefaultNodeNullability: false;
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export const COMPLEXITY_LIMITS = { complexity: 25_000, depth: 12, breadth: 300 };
 
 /**
@@ -50,6 +52,12 @@ export function createBuilder() {
       cursorType: 'String',
       edgesFieldOptions: { nullable: false },
       nodeFieldOptions: { nullable: false },
+      // Every node is keyed by a uuid: anything else is refused as malformed before it reaches a query.
+      decodeGlobalID: (globalID) => {
+        const decoded = decodeGlobalID(globalID);
+        if (!UUID.test(decoded.id)) throw new PothosValidationError(`Invalid global ID: ${globalID}`);
+        return decoded;
+      },
     },
     complexity: {
       defaultComplexity: 1,

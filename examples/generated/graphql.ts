@@ -82,6 +82,7 @@ export type BookWalkInMutation = { bookVisit: { visit: { id: string, status: Vis
       | { __typename: 'OutOfStockError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'RedemptionCapExceededError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'RewardNotAvailableError', code: string, message: string, field: Array<string> | null }
+      | { __typename: 'TierInUseError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'ValidationError', code: string, message: string, field: Array<string> | null }
     > } };
 
@@ -98,6 +99,7 @@ export type CheckInMutation = { checkInVisit: { replayed: boolean | null, visit:
       | { __typename: 'OutOfStockError', code: string, message: string }
       | { __typename: 'RedemptionCapExceededError', code: string, message: string }
       | { __typename: 'RewardNotAvailableError', code: string, message: string }
+      | { __typename: 'TierInUseError', code: string, message: string }
       | { __typename: 'ValidationError', code: string, message: string }
     > } };
 
@@ -114,6 +116,7 @@ export type CompleteMutation = { completeVisit: { replayed: boolean | null, visi
       | { __typename: 'OutOfStockError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'RedemptionCapExceededError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'RewardNotAvailableError', code: string, message: string, field: Array<string> | null }
+      | { __typename: 'TierInUseError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'ValidationError', code: string, message: string, field: Array<string> | null }
     > } };
 

@@ -1,11 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { GraphQLError, type ExecutionArgs, type GraphQLSchema } from 'graphql';
+import { getOperationAST, GraphQLError, NoSchemaIntrospectionCustomRule, validate as validateDocument, type ExecutionArgs, type GraphQLSchema } from 'graphql';
 import { createYoga, type Plugin } from 'graphql-yoga';
-import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
 import { blockFieldSuggestionsPlugin } from '@escape.tech/graphql-armor-block-field-suggestions';
 import { maxAliasesPlugin } from '@escape.tech/graphql-armor-max-aliases';
 import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
+import { createComplexityRule } from '@pothos/plugin-complexity';
 import { decodeJwt } from 'jose';
 import { WebSocketServer } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
@@ -13,6 +13,7 @@ import { CloseCode, type Context as WsContext, type SubscribePayload } from 'gra
 import type { Extra } from 'graphql-ws/use/ws';
 import { isAuthError, type Principal } from './auth/principal.ts';
 import { parseBearer, type TokenVerifier } from './auth/verify.ts';
+import { COMPLEXITY_LIMITS } from './graphql/builder.ts';
 import { createContext, type Context } from './graphql/context.ts';
 import type { Platform } from './platform.ts';
 
@@ -33,6 +34,20 @@ export interface RunningServer {
 type InitialContext = { request?: Request; principal?: Principal | null };
 type SocketContext = WsContext<Record<string, unknown>, Extra & { principal?: Principal }>;
 
+/** setTimeout's longest delay (about 24.8 days); a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Closes the socket when the token that opened it expires, however far away that is. */
+function closeAtExpiry(socket: { close(code: number, reason: string): void }, expiresAtMs: number, timers: WeakMap<object, NodeJS.Timeout>) {
+  const remaining = expiresAtMs - Date.now();
+  const timer = setTimeout(
+    () => (remaining > MAX_TIMER_MS ? closeAtExpiry(socket, expiresAtMs, timers) : socket.close(CloseCode.Forbidden, 'Token expired')),
+    Math.min(Math.max(remaining, 0), MAX_TIMER_MS),
+  );
+  timer.unref();
+  timers.set(socket, timer);
+}
+
 function authError(error: unknown): GraphQLError {
   const code = isAuthError(error) ? error.code : 'TOKEN_INVALID';
   const message = isAuthError(error) ? error.message : 'Invalid token';
@@ -45,7 +60,10 @@ export function createApp({ platform, schema, verifier, production }: ServerOpti
     maxTokensPlugin({ n: 2_000 }) as Plugin,
     maxAliasesPlugin({ n: 30, allowList: [] }) as Plugin,
   ];
-  if (production) plugins.push(useDisableIntrospection() as Plugin, blockFieldSuggestionsPlugin() as Plugin);
+  // Introspection is refused by a validation rule on every operation. (@graphql-yoga/plugin-disable-introspection
+  // decides per HTTP request, so operations over graphql-ws, which have none, were let through.)
+  const noIntrospection: Plugin = { onValidate: ({ addValidationRule }) => addValidationRule(NoSchemaIntrospectionCustomRule) };
+  if (production) plugins.push(noIntrospection, blockFieldSuggestionsPlugin() as Plugin);
 
   const yoga = createYoga<InitialContext, Context>({
     schema,
@@ -82,11 +100,7 @@ export function createApp({ platform, schema, verifier, production }: ServerOpti
           ctx.extra.principal = principal;
           // A subscription lives no longer than the token that opened it.
           const { exp } = decodeJwt(token!);
-          if (exp) {
-            const timer = setTimeout(() => ctx.extra.socket.close(CloseCode.Forbidden, 'Token expired'), exp * 1000 - Date.now());
-            timer.unref();
-            expiryTimers.set(ctx.extra.socket, timer);
-          }
+          if (exp) closeAtExpiry(ctx.extra.socket, exp * 1000, expiryTimers);
           return true;
         } catch {
           return false;
@@ -105,14 +119,38 @@ export function createApp({ platform, schema, verifier, production }: ServerOpti
         } catch (error) {
           return [error as GraphQLError];
         }
-        const errors = validate(envelopedSchema, document);
+        let errors;
+        try {
+          errors = validate(envelopedSchema, document);
+        } catch (error) {
+          // Limits (e.g. max aliases) reject by throwing from validation: an error for this operation, not a 4500
+          // "internal error" that closes the whole socket.
+          if (error instanceof GraphQLError) return [error];
+          throw error;
+        }
         if (errors.length) return errors;
+        const contextValue = await contextFactory();
+        // Depth, breadth and cost are checked by Pothos when a root field resolves, which for a subscription is
+        // at each event, after it was accepted. Check them now, so the subscription is refused as HTTP refuses it.
+        if (getOperationAST(document, params.operationName)?.operation === 'subscription') {
+          const complexityErrors = validateDocument(envelopedSchema, document, [
+            createComplexityRule({
+              variableValues: params.variables ?? {},
+              operationName: params.operationName ?? undefined,
+              context: contextValue,
+              maxComplexity: COMPLEXITY_LIMITS.complexity,
+              maxDepth: COMPLEXITY_LIMITS.depth,
+              maxBreadth: COMPLEXITY_LIMITS.breadth,
+            }),
+          ]);
+          if (complexityErrors.length) return complexityErrors;
+        }
         return {
           schema: envelopedSchema,
           operationName: params.operationName,
           document,
           variableValues: params.variables,
-          contextValue: await contextFactory(),
+          contextValue,
           rootValue: { execute, subscribe },
         } as ExecutionArgs;
       },

@@ -13,7 +13,10 @@ const NOTHING = { in: [] as string[] };
 
 export function customerWhere(ctx: Context): Prisma.CustomerWhereInput {
   const principal = requirePrincipal(ctx);
-  if (principal.kind === 'CUSTOMER') return { orgId: principal.orgId, id: principal.customerId };
+  // Under AND, not as a top-level `id`: callers write `{ id: wanted, ...customerWhere(ctx) }`, and a spread `id`
+  // would replace the one asked for — a customer asking for another customer would get themself back (and pass
+  // visibility checks made that way, e.g. before subscribing to that other customer's events).
+  if (principal.kind === 'CUSTOMER') return { orgId: principal.orgId, AND: [{ id: principal.customerId }] };
   // Customers are shared by all stores of an organization, so store-bound staff can serve any of them.
   return can(principal, 'customers:read') ? { orgId: principal.orgId } : { id: NOTHING };
 }

@@ -202,7 +202,10 @@ export function registerCustomer(builder: Builder) {
         OR: [
           // Prisma passes `contains` to LIKE as it is: % and _ in a name search are plain characters.
           { name: { contains: search.replace(/[\\%_]/g, '\\$&'), mode: 'insensitive' } },
-          ...(digits.length >= 3 ? [{ phone: { contains: digits } }] : []),
+          // Only callers who may see phone numbers search by them: otherwise the search would unmask them digit by digit.
+          ...(digits.length >= 3 && (ctx.principal?.kind === 'CUSTOMER' || can(ctx.principal, 'customers:contact'))
+            ? [{ phone: { contains: digits } }]
+            : []),
         ],
       });
     }

@@ -13,6 +13,22 @@ export interface Context {
   readonly db: Db;
 }
 
+/**
+ * The `db` of a request without a principal: anything a resolver asks of it fails with UNAUTHENTICATED, at that
+ * field. (A getter that throws would not do: Yoga merges the context with Object.assign, which reads every
+ * property, so the whole request failed before any field ran.)
+ */
+const anonymousDb = new Proxy({} as Db, {
+  get(_target, property) {
+    if (typeof property === 'symbol' || property === 'then') return undefined;
+    throw unauthenticated();
+  },
+  has(_target, property) {
+    if (typeof property === 'symbol') return false;
+    throw unauthenticated();
+  },
+});
+
 export function createContext(platform: Platform, principal: Principal | null): Context {
   let db: Db | undefined;
   return {
@@ -20,7 +36,7 @@ export function createContext(platform: Platform, principal: Principal | null): 
     platform,
     loaders: new Map(),
     get db() {
-      if (!principal) throw unauthenticated();
+      if (!principal) return anonymousDb;
       db ??= platform.dbs.forOrg(principal.orgId);
       return db;
     },

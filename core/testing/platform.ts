@@ -110,7 +110,12 @@ export async function startTestPlatform(options: TestPlatformOptions = {}): Prom
         await runOnce({ connectionString: database.url, taskList, logger: quietLogger });
         const [{ runnable }] = await owner.$queryRaw<{ runnable: number }[]>`
           SELECT count(*)::int AS runnable FROM graphile_worker.jobs WHERE attempts < max_attempts AND run_at <= now()`;
-        if (runnable === 0) return;
+        if (runnable === 0) {
+          const failed = await owner.$queryRaw<{ task: string; error: string }[]>`
+            SELECT task_identifier AS task, last_error AS error FROM graphile_worker.jobs WHERE last_error IS NOT NULL`;
+          if (failed.length) throw new Error(`jobs failed: ${failed.map((job) => `${job.task}: ${job.error}`).join('\n')}`);
+          return;
+        }
       }
       throw new Error('jobs are still runnable after 50 rounds');
     },

@@ -5,7 +5,7 @@ import { DomainError, pgErrorCode } from '../../core/graphql/errors.ts';
 
 /**
  * The points ledger. Every change is an entry; earning creates a lot that expires; every debit takes from
- * the oldest unexpired lots and records where it took from. The account row is locked for each change, so
+ * the oldest unexpired lots and records where it took from. The account is locked for each change (lockAccount), so
  * an account's changes happen one at a time; the database keeps the cached balance equal to the sum of
  * entries (trigger) and refuses a negative one (CHECK), as a last wall behind the checks here.
  */
@@ -63,15 +63,32 @@ export async function ensureAccount(tx: Tx, orgId: string, customerId: string): 
     SELECT membership_id AS "membershipId", org_id AS "orgId", customer_id AS "customerId", balance FROM created
     UNION ALL
     SELECT a.membership_id, a.org_id, a.customer_id, a.balance FROM points_account a JOIN member m ON m.id = a.membership_id`;
-  return account ?? null;
+  if (account) return account;
+  // Nothing when the customer is not a member — or when another transaction created the account while this
+  // statement waited on its insert: that row is not in this statement's snapshot, but is in the next one's.
+  const [created] = await tx.$queryRaw<Account[]>`
+    SELECT membership_id AS "membershipId", org_id AS "orgId", customer_id AS "customerId", balance
+    FROM points_account WHERE customer_id = ${customerId}::uuid AND org_id = ${orgId}::uuid`;
+  return created ?? null;
 }
 
-/** Locks the account for this transaction and returns its current balance. */
-async function lockAccount(tx: Tx, account: Account): Promise<number> {
+/**
+ * Locks the account for this transaction and returns its current balance. Callers that lock other rows too
+ * (a reward's stock) take the account first, so two operations never wait on each other in opposite orders.
+ *
+ * A transaction-scoped advisory lock per account, not `SELECT … FOR UPDATE`: row locks need the UPDATE privilege,
+ * which the application role deliberately lacks on points_account (only the trigger writes it). The balance is
+ * read in a second statement, so it sees whatever the previous holder committed.
+ */
+export async function lockAccount(tx: Tx, account: Account): Promise<number> {
+  await tx.$queryRaw`SELECT pg_advisory_xact_lock(${ACCOUNT_LOCK_CLASS}::int, hashtext(${account.membershipId}::text))::text AS locked`;
   const [row] = await tx.$queryRaw<{ balance: number }[]>`
-    SELECT balance FROM points_account WHERE membership_id = ${account.membershipId}::uuid FOR UPDATE`;
+    SELECT balance FROM points_account WHERE membership_id = ${account.membershipId}::uuid`;
   return row!.balance;
 }
+
+/** First key of the points accounts' advisory locks (the second is a hash of the account id). */
+const ACCOUNT_LOCK_CLASS = 0x504e5453; // 'PNTS'
 
 async function insertEntry(
   tx: Tx,
@@ -202,20 +219,29 @@ export async function expireAccount(write: LedgerWrite, account: Account, now = 
   return expireDueLots(write, account, now);
 }
 
-/** One EXPIRE entry per due lot (idempotent by lot). The caller holds the account lock. */
+/**
+ * One EXPIRE entry per due lot (idempotent by lot). The caller holds the account lock. A lot can lapse a second
+ * time when a cancelled redemption returns points to it after it expired: that expiry gets a key of its own.
+ */
 async function expireDueLots(write: LedgerWrite, account: Account, now = new Date()): Promise<number> {
-  const due = await write.tx.$queryRaw<{ id: bigint; remaining: number; expiresAt: Date }[]>`
-    SELECT id, remaining, expires_at AS "expiresAt" FROM points_lot
-    WHERE account_id = ${account.membershipId}::uuid AND remaining > 0 AND expires_at <= ${now}
-    ORDER BY expires_at, id`;
+  // The expiry counts at the store that issued the lot (metrics per store).
+  const due = await write.tx.$queryRaw<{ id: bigint; remaining: number; expiresAt: Date; expiredBefore: number; storeId: string | null }[]>`
+    SELECT l.id, l.remaining, l.expires_at AS "expiresAt",
+           (SELECT count(*) FROM points_allocation a JOIN points_entry e ON e.id = a.debit_entry_id
+             WHERE a.lot_id = l.id AND e.kind = 'EXPIRE')::int AS "expiredBefore",
+           (SELECT store_id FROM points_entry WHERE id = l.earn_entry_id) AS "storeId"
+    FROM points_lot l
+    WHERE l.account_id = ${account.membershipId}::uuid AND l.remaining > 0 AND l.expires_at <= ${now}
+    ORDER BY l.expires_at, l.id`;
   let expired = 0;
   for (const lot of due) {
+    const dedupeKey = lot.expiredBefore === 0 ? `expire:lot:${lot.id}` : `expire:lot:${lot.id}:${lot.expiredBefore + 1}`;
     const entry = await insertEntry(
       write.tx,
       account,
       'EXPIRE',
       -lot.remaining,
-      { source: 'EXPIRY', sourceRef: `lot:${lot.id}`, dedupeKey: `expire:lot:${lot.id}`, reason: `Expired ${lot.expiresAt.toISOString()}` },
+      { source: 'EXPIRY', sourceRef: `lot:${lot.id}`, dedupeKey, storeId: lot.storeId, reason: `Expired ${lot.expiresAt.toISOString()}` },
       write.actor,
     );
     if (!entry) continue;

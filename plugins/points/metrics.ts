@@ -1,3 +1,4 @@
+import { GraphQLError } from 'graphql';
 import { storeScope } from '../../core/auth/policy.ts';
 import { requireCapability } from '../../core/graph/access.ts';
 import type { Builder } from '../../core/graphql/builder.ts';
@@ -80,7 +81,9 @@ export function pointsMetrics(builder: Builder) {
             GROUP BY 1, 2
             ORDER BY 2, 1 NULLS LAST`;
         } catch (error) {
-          if (error instanceof DomainError) throw new Error(error.message);
+          // A query has no userErrors: the refusal travels as a GraphQL error with its code (a plain Error would be
+          // masked as an internal one, "Unexpected error.", and tell the caller nothing).
+          if (error instanceof DomainError) throw new GraphQLError(error.message, { extensions: { code: error.userErrors[0]?.code ?? 'BAD_REQUEST' } });
           throw error;
         }
       },

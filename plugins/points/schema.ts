@@ -15,7 +15,7 @@ import { defineMutation } from '../../core/graphql/mutation.ts';
 import type { SchemaContext } from '../../core/plugin/contract.ts';
 import type { PointsConfig } from './config.ts';
 import { pointsError, registerPointsErrors } from './errors.ts';
-import { credit, debit, ensureAccount, restoreDebit, type Account } from './ledger.ts';
+import { credit, debit, ensureAccount, lockAccount, restoreDebit, type Account } from './ledger.ts';
 import { pointsMetrics } from './metrics.ts';
 
 /** Extension point: the customer's tier code, for rewards limited to tiers (offered by the tiers plugin). */
@@ -32,7 +32,7 @@ async function targetCustomer(tx: Tx, ctx: Context, principal: Principal, custom
     return principal.customerId;
   }
   if (!customerId) throw validationError([{ field: fieldPath('customerId'), message: 'customerId is required' }]);
-  const visible = await tx.customer.findFirst({ where: { id: customerId, ...customerWhere(ctx) }, select: { id: true } });
+  const visible = await tx.customer.findFirst({ where: { AND: [{ id: customerId }, customerWhere(ctx)] }, select: { id: true } });
   if (!visible) throw notFound(fieldPath('customerId'), 'Customer');
   return customerId;
 }
@@ -144,7 +144,8 @@ export function registerPointsSchema(builder: Builder, { config, contributions }
       nullable: true,
       description: 'Loyalty points (null for a customer who is not a member).',
       resolve: (query, customer, _args, ctx) =>
-        loader(ctx, `Customer.points:${JSON.stringify(query)}`, () =>
+        // The query shape keys the loader; a ledger page's cursor is a BigInt id, which JSON.stringify refuses.
+        loader(ctx, `Customer.points:${JSON.stringify(query, (_key, value) => (typeof value === 'bigint' ? value.toString() : value))}`, () =>
           new DataLoader<string, unknown>(async (customerIds) => {
             const accounts = await ctx.db.pointsAccount.findMany({ ...(query as object), where: { customerId: { in: [...customerIds] } } });
             const byCustomer = new Map(accounts.map((account) => [account.customerId, account]));
@@ -270,11 +271,14 @@ export function registerPointsSchema(builder: Builder, { config, contributions }
         const { result, replayed } = await idempotent(tx, principal, input.idempotencyKey, 'redeemReward', request, async () => {
           const customerId = await targetCustomer(tx, ctx, principal, request.customerId);
           const account = await memberAccount(tx, principal, customerId);
+          // The account before the reward (cancelRedemption takes them in that order too), and before the monthly
+          // cap is read: redemptions of one member happen one at a time, whichever rewards they are for.
+          await lockAccount(tx, account);
           const [reward] = await tx.$queryRaw<
             { id: string; name: string; pointsPrice: number; stock: number | null; active: boolean; validFrom: Date | null; validUntil: Date | null; perCustomerLimit: number | null; eligibleTiers: string[] }[]
           >`SELECT id, name, points_price AS "pointsPrice", stock, active, valid_from AS "validFrom", valid_until AS "validUntil",
                    per_customer_limit AS "perCustomerLimit", eligible_tiers AS "eligibleTiers"
-            FROM points_reward WHERE id = ${request.rewardId}::uuid AND org_id = ${principal.orgId}::uuid FOR UPDATE`;
+            FROM points_reward WHERE id = ${request.rewardId}::uuid AND org_id = ${principal.orgId}::uuid`;
           if (!reward) throw notFound(fieldPath('rewardId'), 'Reward');
           const now = new Date();
           const unavailable = (code: string, message: string) => pointsError('RewardNotAvailableError', code, message, {}, fieldPath('rewardId'));
@@ -304,13 +308,25 @@ export function registerPointsSchema(builder: Builder, { config, contributions }
           await checkMonthlyCap(tx, ctx, config, principal.orgId, customerId, points);
           const customer = await tx.customer.findUniqueOrThrow({ where: { id: customerId }, select: { homeStoreId: true } });
           const storeId = actingStore(principal, request.storeId, customer.homeStoreId);
+          // Org-wide callers pass the scope check for any id: an unknown store, or another organization's, is not found.
+          if (request.storeId && !(await tx.store.findFirst({ where: { id: request.storeId, orgId: principal.orgId }, select: { id: true } }))) {
+            throw notFound(fieldPath('storeId'), 'Store');
+          }
           const debited = await debit({ tx, emit, actor: principalKey(principal) }, account, 'REDEEM', points, {
             source: 'REWARD',
             sourceRef: reward.id,
             storeId,
             reason: `${quantity} × ${reward.name}`,
           }, 'points.redeemed');
-          if (reward.stock !== null) await tx.pointsReward.update({ where: { id: reward.id }, data: { stock: { decrement: quantity } } });
+          // The reward row is locked only when its stock is limited, by this conditional decrement: redemptions of
+          // an unlimited reward by different members never wait on each other.
+          if (reward.stock !== null) {
+            const taken = await tx.pointsReward.updateMany({ where: { id: reward.id, stock: { gte: quantity } }, data: { stock: { decrement: quantity } } });
+            if (taken.count === 0) {
+              const { stock } = await tx.pointsReward.findUniqueOrThrow({ where: { id: reward.id }, select: { stock: true } });
+              throw pointsError('OutOfStockError', 'OUT_OF_STOCK', 'Not enough of this reward is left', { available: stock ?? 0 }, fieldPath('quantity'));
+            }
+          }
           const redemption = await tx.pointsRedemption.create({
             data: { orgId: principal.orgId, accountId: account.membershipId, customerId, rewardId: reward.id, storeId, quantity, points, debitEntryId: debited!.entryId },
             select: { id: true },
@@ -386,8 +402,11 @@ export function registerPointsSchema(builder: Builder, { config, contributions }
         const { result, replayed } = await idempotent(tx, principal, input.idempotencyKey, 'donatePoints', request, async () => {
           const customerId = await targetCustomer(tx, ctx, principal, request.customerId);
           const account = await memberAccount(tx, principal, customerId);
+          // Counted, like a redemption, at the caller's store (or the member's home store) in per-store metrics.
+          const customer = await tx.customer.findUniqueOrThrow({ where: { id: customerId }, select: { homeStoreId: true } });
           const done = await debit({ tx, emit, actor: principalKey(principal) }, account, 'DONATE', points, {
             source: 'DONATION',
+            storeId: actingStore(principal, undefined, customer.homeStoreId),
             reason: 'Donated to the charity programme',
           }, 'points.donated');
           return { balance: done!.balance };
@@ -508,7 +527,8 @@ export function registerPointsSchema(builder: Builder, { config, contributions }
       subscribe: async (_root, args, ctx) => {
         const principal = requirePrincipal(ctx);
         const customerId = args.customerId.id;
-        const customer = await ctx.db.customer.findFirst({ where: { id: customerId, ...customerWhere(ctx) }, select: { homeStoreId: true } });
+        // AND, not a spread: a customer principal's filter names an id of its own, which would replace the one asked for.
+        const customer = await ctx.db.customer.findFirst({ where: { AND: [{ id: customerId }, customerWhere(ctx)] }, select: { homeStoreId: true } });
         const stores = storeScope(principal);
         const allowed = customer && (principal.kind === 'CUSTOMER' || !stores || (customer.homeStoreId && stores.includes(customer.homeStoreId)));
         if (!allowed) throw new GraphQLError('Customer not found', { extensions: { code: 'NOT_FOUND' } });

@@ -21,6 +21,7 @@ import { ensureDatabase, startEmbeddedPostgres } from '../../core/db/embedded.ts
 import { PrismaClient } from '../../core/db/generated/client.ts';
 import { prepareDatabase } from '../../core/db/migrate.ts';
 import { seedDemo } from '../../core/seed/demo.ts';
+import { ACCOUNT_LOCK_CLASS } from './ledger.ts';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '10' }, connections: { type: 'string', default: '16' } } });
 const seconds = Number(values.seconds);
@@ -56,7 +57,7 @@ async function main() {
   const rows: string[] = [];
   const figures: Record<string, { rps: number; p50: number; p99: number; count: number }> = {};
 
-  // Plain SQL: the same ledger work (idempotency claim, reward and account locks, entry, FIFO allocation,
+  // Plain SQL: the same ledger work (idempotency claim, account lock, reward read, entry, FIFO allocation,
   // redemption, outbox event) in one transaction per redemption.
   const pool = new pg.Pool({ connectionString: url, max: connections });
   const latencies: number[] = [];
@@ -74,8 +75,10 @@ async function main() {
             `INSERT INTO idempotency_record (org_id, principal_key, key, operation, request_hash, result) VALUES ($1, 'bench', $2, 'redeem', 'x', '{}')`,
             [orgId, randomUUID()],
           );
-          await client.query('SELECT stock FROM points_reward WHERE id = $1 FOR UPDATE', [reward!.id]);
-          const { rows: [account] } = await client.query('SELECT balance FROM points_account WHERE membership_id = $1 FOR UPDATE', [member.membershipId]);
+          // The same locking as the API: the member's account (an advisory lock), then a plain read of the reward.
+          await client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2::text))', [ACCOUNT_LOCK_CLASS, member.membershipId]);
+          const { rows: [account] } = await client.query('SELECT balance FROM points_account WHERE membership_id = $1', [member.membershipId]);
+          await client.query('SELECT points_price, stock FROM points_reward WHERE id = $1', [reward!.id]);
           if (account.balance < 1) throw new Error('balance');
           const { rows: [entry] } = await client.query(
             `INSERT INTO points_entry (org_id, account_id, customer_id, kind, amount, source, actor) VALUES ($1, $2, $3, 'REDEEM', -1, 'REWARD', 'bench') RETURNING id`,

@@ -88,7 +88,7 @@ export async function lockAccount(tx: Tx, account: Account): Promise<number> {
 }
 
 /** First key of the points accounts' advisory locks (the second is a hash of the account id). */
-const ACCOUNT_LOCK_CLASS = 0x504e5453; // 'PNTS'
+export const ACCOUNT_LOCK_CLASS = 0x504e5453; // 'PNTS'
 
 async function insertEntry(
   tx: Tx,

@@ -1,3 +1,4 @@
+import { GraphQLError } from 'graphql';
 import type { Db, Tx } from '../db/clients.ts';
 import type { Platform } from '../platform.ts';
 
@@ -74,14 +75,26 @@ export async function inTransaction<T>(
   work: (tx: Tx, emit: Emit) => Promise<T>,
 ): Promise<T> {
   const emitted: DomainEvent[] = [];
-  const result = await db.$transaction(
-    (tx) => work(tx, async (input) => {
-      const event = await recordEvent(tx, orgId, actor, input);
-      emitted.push(event);
-      return event;
-    }),
-    { timeout: 15_000, maxWait: 10_000 },
-  );
+  let result: T;
+  try {
+    result = await db.$transaction(
+      (tx) => work(tx, async (input) => {
+        const event = await recordEvent(tx, orgId, actor, input);
+        emitted.push(event);
+        return event;
+      }),
+      { timeout: 15_000, maxWait: 10_000 },
+    );
+  } catch (error) {
+    // No connection within maxWait: nothing was done, so the caller may safely retry (with the same key).
+    const code = (error as { code?: string }).code;
+    if (code === 'P2024' || (code === 'P2028' && /unable to start a transaction/i.test((error as Error).message))) {
+      throw new GraphQLError('The service is busy; nothing was changed. Retry shortly.', {
+        extensions: { code: 'SERVICE_UNAVAILABLE', http: { status: 503, headers: { 'retry-after': '1' } } },
+      });
+    }
+    throw error;
+  }
   for (const event of emitted) platform.publish(event);
   return result;
 }

@@ -1,6 +1,8 @@
 import pg from 'pg';
 
 const CHANNEL = 'crm_live_events';
+/** PostgreSQL refuses a NOTIFY payload of 8000 bytes or more. */
+const MAX_PAYLOAD_BYTES = 7_999;
 
 /**
  * An EventTarget for graphql-yoga's pubsub that fans events out to every API process on the same
@@ -14,6 +16,9 @@ export class PgEventTarget extends EventTarget {
   #listener: pg.Client | null = null;
   #closed = false;
   #reconnectDelayMs = 100;
+  /** Payloads waiting to be sent, in publish order, and the send in progress. */
+  #pending: string[] = [];
+  #sending: Promise<void> | null = null;
 
   private constructor(connectionString: string) {
     super();
@@ -59,15 +64,41 @@ export class PgEventTarget extends EventTarget {
     }, delay).unref();
   }
 
+  /**
+   * Sends are serialised and batched: whatever was published while one NOTIFY statement ran goes out in the
+   * next one, in publish order (PostgreSQL delivers a transaction's notifications in the order they were sent,
+   * and transactions in commit order). Concurrent sends on several connections reordered events published back
+   * to back; one statement per event on a single connection would cap a process at one commit per event.
+   */
   override dispatchEvent(event: Event): boolean {
     const payload = JSON.stringify({ topic: event.type, data: (event as CustomEvent).detail });
-    this.#pool.query('SELECT pg_notify($1, $2)', [CHANNEL, payload]).catch((error) => {
-      console.error('live event not published:', error instanceof Error ? error.message : error);
-    });
+    if (Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) {
+      console.error(`live event not published: ${event.type} payload is over ${MAX_PAYLOAD_BYTES} bytes`);
+      return true;
+    }
+    this.#pending.push(payload);
+    this.#sending ??= this.#send();
     return true;
   }
 
+  async #send(): Promise<void> {
+    while (this.#pending.length) {
+      const batch = this.#pending.splice(0, 1_000);
+      try {
+        await this.#pool.query(
+          'SELECT pg_notify($1, payload) FROM unnest($2::text[]) WITH ORDINALITY AS published(payload, position) ORDER BY position',
+          [CHANNEL, batch],
+        );
+      } catch (error) {
+        console.error(`${batch.length} live event(s) not published:`, error instanceof Error ? error.message : error);
+      }
+    }
+    this.#sending = null;
+  }
+
   async close(): Promise<void> {
+    // Events already published still go out.
+    await this.#sending;
     this.#closed = true;
     const listener = this.#listener;
     this.#listener = null;

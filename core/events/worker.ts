@@ -1,4 +1,4 @@
-import { Logger, run, type Runner, type TaskList } from 'graphile-worker';
+import { Logger, run, type Job, type Runner, type TaskList } from 'graphile-worker';
 import type { Platform } from '../platform.ts';
 import type { EventHandler } from '../plugin/contract.ts';
 import { inTransaction, toDomainEvent, type DomainEvent } from './outbox.ts';
@@ -32,10 +32,16 @@ export async function runHandler(
   });
 }
 
-/** Delivers a recorded event to every enabled plugin's handler for its type. A failure retries the job. */
-export async function dispatchEvent(platform: Platform, eventId: string): Promise<void> {
+/**
+ * Delivers a recorded event to every enabled plugin's handler for its type. A failure retries the job.
+ * `job` is the queue's job when the worker calls: see `earlierJobPending`.
+ */
+export async function dispatchEvent(platform: Platform, eventId: string, job?: Pick<Job, 'id' | 'job_queue_id'>): Promise<void> {
   const row = await platform.dbs.system.domainEvent.findUnique({ where: { id: BigInt(eventId) } });
   if (!row) return;
+  if (job && (await earlierJobPending(platform, job))) {
+    throw new Error(`event ${eventId} waits until the earlier events of stream ${row.streamKey} are handled`);
+  }
   const event = toDomainEvent(row);
   for (const { definition, config } of platform.plugins) {
     const handler = definition.handlers?.[event.type];
@@ -43,9 +49,23 @@ export async function dispatchEvent(platform: Platform, eventId: string): Promis
   }
 }
 
+/**
+ * A stream's jobs share a graphile-worker queue, which runs them one at a time, but a failed job goes back to wait
+ * for its retry and frees the queue: the stream's next event would overtake it. So a job of a queue that still
+ * holds an earlier job fails too, and is retried after it.
+ */
+async function earlierJobPending(platform: Platform, job: Pick<Job, 'id' | 'job_queue_id'>): Promise<boolean> {
+  if (job.job_queue_id === null) return false;
+  const [row] = await platform.dbs.system.$queryRaw<{ pending: boolean }[]>`
+    SELECT EXISTS (
+      SELECT 1 FROM graphile_worker._private_jobs WHERE job_queue_id = ${job.job_queue_id}::int AND id < ${BigInt(job.id)}
+    ) AS pending`;
+  return row!.pending;
+}
+
 export function workerTasks(platform: Platform): { taskList: TaskList; crontab: string } {
   const taskList: TaskList = {
-    'domain-event': async (payload) => dispatchEvent(platform, String((payload as { id: string | number }).id)),
+    'domain-event': async (payload, helpers) => dispatchEvent(platform, String((payload as { id: string | number }).id), helpers.job),
   };
   const crontab: string[] = [];
   for (const { definition, config } of platform.plugins) {

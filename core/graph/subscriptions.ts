@@ -3,7 +3,7 @@ import type { Builder } from '../graphql/builder.ts';
 import { requirePrincipal, type Context } from '../graphql/context.ts';
 import type { DomainEvent } from '../events/outbox.ts';
 import { can } from '../auth/policy.ts';
-import { assertStoreInScope, customerWhere, visitWhere } from './access.ts';
+import { assertStoreInScope, customerWhere, orgWhere, visitWhere } from './access.ts';
 import { GraphQLError } from 'graphql';
 
 /**
@@ -17,6 +17,17 @@ export function organizationEvents(ctx: Context, accept: (event: DomainEvent) =>
     filter((event: DomainEvent) => accept(event)),
     map((event: DomainEvent) => event),
   );
+}
+
+/**
+ * The subscription field's resolver, which runs first each time an event is executed. One context serves every
+ * event of a subscription, so its request-scoped DataLoaders are dropped here: each event is resolved against the
+ * database as it is now, not as it was for the first event. (Not in `organizationEvents`: its operators run
+ * ahead, while the previous event may still be executing.)
+ */
+function eachEventFresh(event: DomainEvent, _args: unknown, ctx: Context): DomainEvent {
+  ctx.loaders.clear();
+  return event;
 }
 
 function denied(error: unknown): never {
@@ -62,7 +73,7 @@ export function registerSubscriptions(builder: Builder) {
       type: VisitChange,
       description: 'The front-desk board: every change to visits at a store the caller works at.',
       args: { storeId: t.arg.globalID({ required: true }) },
-      subscribe: (_root, args, ctx) => {
+      subscribe: async (_root, args, ctx) => {
         const principal = requirePrincipal(ctx);
         if (!can(principal, 'visits:read')) throw new GraphQLError('Requires the visits:read permission', { extensions: { code: 'FORBIDDEN' } });
         try {
@@ -70,9 +81,12 @@ export function registerSubscriptions(builder: Builder) {
         } catch (error) {
           denied(error);
         }
+        // An unknown store, or another organization's, is refused alike instead of waiting forever for nothing.
+        const store = await ctx.db.store.findFirst({ where: { id: args.storeId.id, ...orgWhere(ctx) }, select: { id: true } });
+        if (!store) denied(new Error('Store not found'));
         return organizationEvents(ctx, (event) => event.aggregateType === 'Visit' && event.payload.storeId === args.storeId.id);
       },
-      resolve: (event) => event,
+      resolve: eachEventFresh,
     }),
     customerChanged: t.field({
       type: CustomerChange,
@@ -84,7 +98,7 @@ export function registerSubscriptions(builder: Builder) {
         if (!visible) denied(new Error('Customer not found'));
         return organizationEvents(ctx, (event) => event.payload.customerId === customerId);
       },
-      resolve: (event) => event,
+      resolve: eachEventFresh,
     }),
   }));
 }

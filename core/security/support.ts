@@ -68,7 +68,7 @@ export type WsOutcome =
  * Subscribes and reports what the server answers first within `ms`: data, an error, completion, or nothing
  * (a subscription that started and is waiting for events). Always unsubscribes.
  */
-export function wsFirst(client: Client, payload: SubscribePayload, ms = 400): Promise<WsOutcome> {
+export function wsFirst(client: Client, payload: SubscribePayload, ms = 3_000): Promise<WsOutcome> {
   return new Promise((resolve) => {
     let settled = false;
     let unsubscribe: () => void = () => {};

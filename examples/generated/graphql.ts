@@ -75,19 +75,25 @@ export type BookWalkInMutationVariables = Exact<{
 
 
 export type BookWalkInMutation = { bookVisit: { visit: { id: string, status: VisitStatus } | null, userErrors: Array<
+      | { __typename: 'ComplaintTransitionError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'ConflictError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'ExistingCustomerReferralError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'ForbiddenError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'InsufficientPointsError', code: string, message: string, field: Array<string> | null }
+      | { __typename: 'InvalidSurveyAnswerError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'NotFoundError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'OutOfStockError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'RedemptionCapExceededError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'ReferralCapReachedError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'ReferralClaimWindowClosedError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'ReferralLoopError', code: string, message: string, field: Array<string> | null }
+      | { __typename: 'ReopenWindowClosedError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'RewardNotAvailableError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'SamePhoneReferralError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'SelfReferralError', code: string, message: string, field: Array<string> | null }
+      | { __typename: 'SurveyAlreadyAnsweredError', code: string, message: string, field: Array<string> | null }
+      | { __typename: 'SurveyInvitationExpiredError', code: string, message: string, field: Array<string> | null }
+      | { __typename: 'SurveyInvitationNotOpenError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'TierInUseError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'ValidationError', code: string, message: string, field: Array<string> | null }
     > } };
@@ -98,19 +104,25 @@ export type CheckInMutationVariables = Exact<{
 
 
 export type CheckInMutation = { checkInVisit: { replayed: boolean | null, visit: { id: string, status: VisitStatus, checkedInAt: string | null } | null, userErrors: Array<
+      | { __typename: 'ComplaintTransitionError', code: string, message: string }
       | { __typename: 'ConflictError', code: string, message: string }
       | { __typename: 'ExistingCustomerReferralError', code: string, message: string }
       | { __typename: 'ForbiddenError', code: string, message: string }
       | { __typename: 'InsufficientPointsError', code: string, message: string }
+      | { __typename: 'InvalidSurveyAnswerError', code: string, message: string }
       | { __typename: 'NotFoundError', code: string, message: string }
       | { __typename: 'OutOfStockError', code: string, message: string }
       | { __typename: 'RedemptionCapExceededError', code: string, message: string }
       | { __typename: 'ReferralCapReachedError', code: string, message: string }
       | { __typename: 'ReferralClaimWindowClosedError', code: string, message: string }
       | { __typename: 'ReferralLoopError', code: string, message: string }
+      | { __typename: 'ReopenWindowClosedError', code: string, message: string }
       | { __typename: 'RewardNotAvailableError', code: string, message: string }
       | { __typename: 'SamePhoneReferralError', code: string, message: string }
       | { __typename: 'SelfReferralError', code: string, message: string }
+      | { __typename: 'SurveyAlreadyAnsweredError', code: string, message: string }
+      | { __typename: 'SurveyInvitationExpiredError', code: string, message: string }
+      | { __typename: 'SurveyInvitationNotOpenError', code: string, message: string }
       | { __typename: 'TierInUseError', code: string, message: string }
       | { __typename: 'ValidationError', code: string, message: string }
     > } };
@@ -121,19 +133,25 @@ export type CompleteMutationVariables = Exact<{
 
 
 export type CompleteMutation = { completeVisit: { replayed: boolean | null, visit: { id: string, status: VisitStatus, total: { amount: string, currencyCode: string }, lineItems: Array<{ description: string, amount: { amount: string } }> } | null, userErrors: Array<
+      | { __typename: 'ComplaintTransitionError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'ConflictError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'ExistingCustomerReferralError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'ForbiddenError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'InsufficientPointsError', code: string, message: string, field: Array<string> | null }
+      | { __typename: 'InvalidSurveyAnswerError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'NotFoundError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'OutOfStockError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'RedemptionCapExceededError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'ReferralCapReachedError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'ReferralClaimWindowClosedError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'ReferralLoopError', code: string, message: string, field: Array<string> | null }
+      | { __typename: 'ReopenWindowClosedError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'RewardNotAvailableError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'SamePhoneReferralError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'SelfReferralError', code: string, message: string, field: Array<string> | null }
+      | { __typename: 'SurveyAlreadyAnsweredError', code: string, message: string, field: Array<string> | null }
+      | { __typename: 'SurveyInvitationExpiredError', code: string, message: string, field: Array<string> | null }
+      | { __typename: 'SurveyInvitationNotOpenError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'TierInUseError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'ValidationError', code: string, message: string, field: Array<string> | null }
     > } };

@@ -57,7 +57,8 @@ export async function ensureAccount(tx: Tx, orgId: string, customerId: string): 
     ), created AS (
       INSERT INTO points_account (membership_id, org_id, customer_id)
       SELECT id, org_id, customer_id FROM member
-      ON CONFLICT (membership_id) DO NOTHING
+      -- Either unique key (membership, customer) may be the one a concurrent creator hits first.
+      ON CONFLICT DO NOTHING
       RETURNING membership_id, org_id, customer_id, balance
     )
     SELECT membership_id AS "membershipId", org_id AS "orgId", customer_id AS "customerId", balance FROM created

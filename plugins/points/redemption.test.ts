@@ -66,10 +66,10 @@ describe('concurrency', () => {
     })();
     const keys = Array.from({ length: 200 }, (_, i) => `concurrent-${i}-${randomUUID()}`);
     const responses = await Promise.all(keys.map(send));
-    // On a loaded machine some requests may not get a database connection within the platform's wait (an internal
-    // error, before any transaction began). A POS retries those with the same key, as here, after the burst.
-    const transient = (r: { errors?: unknown }) => JSON.stringify(r.errors ?? '').includes('Unable to start a transaction');
-    for (let round = 0; round < 5 && responses.some(transient); round++) {
+    // On a loaded machine some requests may not get a database connection within the platform's wait: they answer
+    // SERVICE_UNAVAILABLE before any transaction began. A POS retries those with the same key, as here.
+    const transient = (r: { errors?: unknown }) => JSON.stringify(r.errors ?? '').includes('SERVICE_UNAVAILABLE');
+    for (let round = 0; round < 20 && responses.some(transient); round++) {
       const again = responses.flatMap((r, i) => (transient(r) ? [i] : []));
       const retried = await Promise.all(again.map((i) => send(keys[i]!)));
       again.forEach((i, n) => (responses[i] = retried[n]!));

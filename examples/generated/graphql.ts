@@ -83,6 +83,9 @@ export type BookWalkInMutation = { bookVisit: { visit: { id: string, status: Vis
       | { __typename: 'InvalidSurveyAnswerError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'NotFoundError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'OutOfStockError', code: string, message: string, field: Array<string> | null }
+      | { __typename: 'PackageExhaustedError', code: string, message: string, field: Array<string> | null }
+      | { __typename: 'PackageExpiredError', code: string, message: string, field: Array<string> | null }
+      | { __typename: 'PackageFrozenError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'RedemptionCapExceededError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'ReferralCapReachedError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'ReferralClaimWindowClosedError', code: string, message: string, field: Array<string> | null }
@@ -112,6 +115,9 @@ export type CheckInMutation = { checkInVisit: { replayed: boolean | null, visit:
       | { __typename: 'InvalidSurveyAnswerError', code: string, message: string }
       | { __typename: 'NotFoundError', code: string, message: string }
       | { __typename: 'OutOfStockError', code: string, message: string }
+      | { __typename: 'PackageExhaustedError', code: string, message: string }
+      | { __typename: 'PackageExpiredError', code: string, message: string }
+      | { __typename: 'PackageFrozenError', code: string, message: string }
       | { __typename: 'RedemptionCapExceededError', code: string, message: string }
       | { __typename: 'ReferralCapReachedError', code: string, message: string }
       | { __typename: 'ReferralClaimWindowClosedError', code: string, message: string }
@@ -141,6 +147,9 @@ export type CompleteMutation = { completeVisit: { replayed: boolean | null, visi
       | { __typename: 'InvalidSurveyAnswerError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'NotFoundError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'OutOfStockError', code: string, message: string, field: Array<string> | null }
+      | { __typename: 'PackageExhaustedError', code: string, message: string, field: Array<string> | null }
+      | { __typename: 'PackageExpiredError', code: string, message: string, field: Array<string> | null }
+      | { __typename: 'PackageFrozenError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'RedemptionCapExceededError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'ReferralCapReachedError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'ReferralClaimWindowClosedError', code: string, message: string, field: Array<string> | null }

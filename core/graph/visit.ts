@@ -16,6 +16,13 @@ import { moneyFor, toMinorUnits } from './money.ts';
 const VISIT_STATUSES = ['BOOKED', 'CHECKED_IN', 'COMPLETED', 'CANCELLED', 'NO_SHOW', 'REFUNDED'] as const;
 type VisitStatus = (typeof VISIT_STATUSES)[number];
 
+/**
+ * Extension point: a plugin may refuse a booking before it is made by throwing a DomainError (the packages plugin
+ * refuses services contraindicated for the customer until staff acknowledge them).
+ */
+export const BOOKING_CHECK = 'visit.bookingCheck';
+export type BookingCheck = (args: { tx: Tx; ctx: Context; customerId: string; storeId: string; serviceIds: string[] }) => Promise<void>;
+
 /** Open visits hold their staff member's time; the database refuses overlaps (visit_staff_no_overlap). */
 const EARLIEST_BOOKING_SLACK_MS = 15 * 60_000;
 const LATEST_BOOKING_MS = 366 * 24 * 3600_000;
@@ -367,6 +374,9 @@ function registerVisitMutations(builder: Builder) {
         const byId = new Map(services.map((s) => [s.id, s]));
         const missing = serviceIds.findIndex((id) => !byId.has(id));
         if (missing >= 0) throw notFound(fieldPath('serviceIds', missing), 'Service');
+        for (const check of ctx.platform.contributions<BookingCheck>(BOOKING_CHECK)) {
+          await check({ tx, ctx, customerId: customer.id, storeId: input.storeId.id, serviceIds });
+        }
         const minutes = serviceIds.reduce((sum, id) => sum + byId.get(id)!.durationMinutes, 0);
         const visit = await holdSlot(() =>
           tx.visit.create({

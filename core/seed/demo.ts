@@ -45,6 +45,7 @@ export const POS_SCOPES = [
   'visits:write',
   'memberships:write',
   'points:redeem',
+  'packages:consume',
 ];
 
 const DAY_MS = 86_400_000;

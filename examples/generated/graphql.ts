@@ -77,6 +77,7 @@ export type BookWalkInMutationVariables = Exact<{
 export type BookWalkInMutation = { bookVisit: { visit: { id: string, status: VisitStatus } | null, userErrors: Array<
       | { __typename: 'ComplaintTransitionError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'ConflictError', code: string, message: string, field: Array<string> | null }
+      | { __typename: 'ContraindicationWarningError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'ExistingCustomerReferralError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'ForbiddenError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'InsufficientPointsError', code: string, message: string, field: Array<string> | null }
@@ -109,6 +110,7 @@ export type CheckInMutationVariables = Exact<{
 export type CheckInMutation = { checkInVisit: { replayed: boolean | null, visit: { id: string, status: VisitStatus, checkedInAt: string | null } | null, userErrors: Array<
       | { __typename: 'ComplaintTransitionError', code: string, message: string }
       | { __typename: 'ConflictError', code: string, message: string }
+      | { __typename: 'ContraindicationWarningError', code: string, message: string }
       | { __typename: 'ExistingCustomerReferralError', code: string, message: string }
       | { __typename: 'ForbiddenError', code: string, message: string }
       | { __typename: 'InsufficientPointsError', code: string, message: string }
@@ -141,6 +143,7 @@ export type CompleteMutationVariables = Exact<{
 export type CompleteMutation = { completeVisit: { replayed: boolean | null, visit: { id: string, status: VisitStatus, total: { amount: string, currencyCode: string }, lineItems: Array<{ description: string, amount: { amount: string } }> } | null, userErrors: Array<
       | { __typename: 'ComplaintTransitionError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'ConflictError', code: string, message: string, field: Array<string> | null }
+      | { __typename: 'ContraindicationWarningError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'ExistingCustomerReferralError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'ForbiddenError', code: string, message: string, field: Array<string> | null }
       | { __typename: 'InsufficientPointsError', code: string, message: string, field: Array<string> | null }

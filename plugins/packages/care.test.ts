@@ -228,22 +228,32 @@ describe('contraindications', () => {
     }
   });
 
-  test('a risky booking without an acknowledgement is flagged once; acknowledging resolves it and covers the next booking', async () => {
+  test('a risky booking is refused until a consultant acknowledges it; one made another way is flagged once', async () => {
     const customerId = await newCustomer(world, { allergies: ['fragrance'] });
-    const BOOK = `mutation($input: BookVisitInput!) { bookVisit(input: $input) { visit { id } userErrors { code message } } }`;
-    const book = async () => {
+    const BOOK = `mutation($input: BookVisitInput!) { bookVisit(input: $input) { visit { id } userErrors { __typename code field ... on ContraindicationWarningError { serviceId tags } } } }`;
+    const attempt = (as: 'FRONT_DESK' | 'CONSULTANT' = 'FRONT_DESK') => {
       const startsAt = new Date(Date.now() + (5 + Math.random() * 200) * DAY_MS).toISOString();
-      const payload = await call(world.api, BOOK, { input: { customerId: gid('Customer', customerId), storeId: gid('Store', world.stores.SH), serviceIds: [gid('Service', world.services.spa)], startsAt } }, 'FRONT_DESK');
-      expect(payload.userErrors).toEqual([]);
-      const visitId = uuidOf(payload.visit.id);
-      const event = await world.api.owner.domainEvent.findFirstOrThrow({ where: { type: 'visit.booked', aggregateId: visitId } });
-      const platform = world.api.running.platform;
-      const results = [];
-      for (let i = 0; i < 2; i++) results.push(await runHandler(platform, 'packages', config, flagRiskyBooking as EventHandler<unknown>, toDomainEvent(event)));
-      expect(results).toEqual([true, false]);
-      return visitId;
+      return call(world.api, BOOK, { input: { customerId: gid('Customer', customerId), storeId: gid('Store', world.stores.SH), serviceIds: [gid('Service', world.services.spa)], startsAt } }, as);
     };
-    const visitId = await book();
+    const visitsBefore = await world.api.owner.visit.count({ where: { customerId } });
+    // Refused, with the tags only for a role that may read health data, and nothing booked.
+    expect(await attempt()).toEqual({
+      visit: null,
+      userErrors: [{ __typename: 'ContraindicationWarningError', code: 'CONTRAINDICATION_UNACKNOWLEDGED', field: ['input', 'serviceIds', '0'], serviceId: gid('Service', world.services.spa), tags: null }],
+    });
+    expect((await attempt('CONSULTANT')).userErrors[0].tags).toEqual(['fragrance']);
+    expect(await world.api.owner.visit.count({ where: { customerId } })).toBe(visitsBefore);
+
+    // A booking made without the check (e.g. while the plugin was off) is flagged by the visit.booked handler, once.
+    const visitId = await visitFor(world, customerId, { status: 'BOOKED', serviceId: world.services.spa });
+    const booked = await world.api.owner.visit.findUniqueOrThrow({ where: { id: visitId } });
+    const event = await world.api.owner.domainEvent.create({
+      data: { orgId: world.chainId, type: 'visit.booked', aggregateType: 'Visit', aggregateId: visitId, streamKey: customerId, payload: { visitId, customerId, storeId: booked.storeId }, actor: 'test' },
+    });
+    const platform = world.api.running.platform;
+    const results = [];
+    for (let i = 0; i < 2; i++) results.push(await runHandler(platform, 'packages', config, flagRiskyBooking as EventHandler<unknown>, toDomainEvent(event)));
+    expect(results).toEqual([true, false]);
     const flags = await world.api.owner.contraindicationFlag.findMany({ where: { visitId } });
     expect(flags).toEqual([expect.objectContaining({ serviceId: world.services.spa, tags: ['fragrance'], status: 'OPEN' })]);
     expect(await world.api.owner.domainEvent.count({ where: { type: 'contraindication.flagged', aggregateId: visitId } })).toBe(1);
@@ -263,15 +273,14 @@ describe('contraindications', () => {
     expect(acked).toMatchObject({ userErrors: [], resolvedFlags: 1, check: { acknowledgementRequired: false, warnings: [{ tags: ['fragrance'], acknowledged: true }] } });
     expect((await world.api.owner.contraindicationFlag.findFirstOrThrow({ where: { visitId } })).status).toBe('RESOLVED');
 
-    // Covered: the next booking of the service is not flagged.
-    const next = await book();
-    expect(await world.api.owner.contraindicationFlag.count({ where: { visitId: next } })).toBe(0);
+    // Acknowledged: the front desk can book it now.
+    const next = await attempt();
+    expect(next.userErrors).toEqual([]);
     // A newly recorded sensitivity matching the service needs a new acknowledgement.
     await world.api.owner.skinProfile.update({ where: { customerId }, data: { sensitivities: ['pregnancy'] } });
     const check = await call(world.api, CHECK, { customerId: gid('Customer', customerId), serviceIds: [gid('Service', world.services.spa)] }, 'CONSULTANT');
     expect(check).toEqual({ acknowledgementRequired: true, warnings: [expect.objectContaining({ tags: ['fragrance', 'pregnancy'], acknowledged: false })] });
-    const third = await book();
-    expect(await world.api.owner.contraindicationFlag.findMany({ where: { visitId: third } })).toEqual([expect.objectContaining({ tags: ['fragrance', 'pregnancy'] })]);
+    expect((await attempt('CONSULTANT')).userErrors).toEqual([expect.objectContaining({ code: 'CONTRAINDICATION_UNACKNOWLEDGED', tags: ['fragrance', 'pregnancy'] })]);
   });
 });
 

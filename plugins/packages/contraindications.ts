@@ -6,7 +6,8 @@ import { inTransaction } from '../../core/events/outbox.ts';
 import { customerWhere, orgWhere, requireCapability, visitWhere } from '../../core/graph/access.ts';
 import type { Builder } from '../../core/graphql/builder.ts';
 import { loader, requirePrincipal, type Context } from '../../core/graphql/context.ts';
-import { fieldPath, notFound, validationError } from '../../core/graphql/errors.ts';
+import { DomainError, fieldPath, notFound, validationError } from '../../core/graphql/errors.ts';
+import type { BookingCheck } from '../../core/graph/visit.ts';
 import { defineMutation } from '../../core/graphql/mutation.ts';
 import type { HandlerContext } from '../../core/plugin/contract.ts';
 import { asQueryError, customerLoader, flagWhere, serviceLoader, visitLoader } from './access.ts';
@@ -49,7 +50,8 @@ export async function contraindicationRisks(tx: Tx, customerId: string, serviceI
 
 /**
  * visit.booked: a booked service that is contraindicated for the customer and not acknowledged is flagged, once per
- * (visit, service), for staff to resolve before the treatment. (Core's bookVisit has no pre-booking hook.)
+ * (visit, service), for staff to resolve before the treatment. bookVisit refuses such bookings (see
+ * refuseUnacknowledgedContraindications); this catches those made another way, e.g. while the plugin was off.
  */
 export async function flagRiskyBooking(event: DomainEvent, { tx, emit }: HandlerContext<PackagesConfig>) {
   const visit = await tx.visit.findUnique({ where: { id: event.aggregateId }, include: { lines: { where: { kind: 'SERVICE' } } } });
@@ -71,6 +73,27 @@ export async function flagRiskyBooking(event: DomainEvent, { tx, emit }: Handler
     payload: { visitId: visit.id, customerId: visit.customerId, storeId: visit.storeId, serviceIds: flagged.map((f) => f.serviceId) },
   });
 }
+
+/**
+ * `visit.bookingCheck`: a service contraindicated for the customer is refused until acknowledged, with one
+ * warning per service. The matching tags are told only to those who may read health data.
+ */
+export const refuseUnacknowledgedContraindications: BookingCheck = async ({ tx, ctx, customerId, serviceIds }) => {
+  const unacknowledged = (await contraindicationRisks(tx, customerId, serviceIds)).filter((risk) => !risk.ackId);
+  if (unacknowledged.length === 0) return;
+  const principal = requirePrincipal(ctx);
+  const mayReadTags = (principal.kind === 'CUSTOMER' && principal.customerId === customerId) || can(principal, 'customers:health');
+  throw new DomainError(
+    unacknowledged.map((risk) => ({
+      __typename: 'ContraindicationWarningError',
+      code: 'CONTRAINDICATION_UNACKNOWLEDGED',
+      message: 'This service is contraindicated for the customer: a consultant must acknowledge it before it is booked',
+      field: fieldPath('serviceIds', serviceIds.indexOf(risk.serviceId)),
+      serviceId: risk.serviceId,
+      tags: mayReadTags ? risk.tags : null,
+    })),
+  );
+};
 
 export function registerContraindications(builder: Builder, config: PackagesConfig) {
   const showTags = (ctx: Context, customerId: string) =>

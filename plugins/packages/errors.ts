@@ -1,3 +1,4 @@
+import { encodeGlobalID } from '@pothos/plugin-relay';
 import type { Builder } from '../../core/graphql/builder.ts';
 import { DomainError, type UserErrorValue } from '../../core/graphql/errors.ts';
 import { userErrorType } from '../../core/graphql/mutation.ts';
@@ -24,5 +25,15 @@ export function registerPackagesErrors(builder: Builder) {
     'PackageExhaustedError',
     'No session of this service is left in the package (SESSIONS_EXHAUSTED).',
     (t) => ({ remainingSessions: t.int({ resolve: (e) => e.remainingSessions }) }),
+  );
+  userErrorType<UserErrorValue & { serviceId: string; tags: string[] | null }>(
+    builder,
+    'ContraindicationWarningError',
+    'A booked service matches the customer\'s allergies or sensitivities (CONTRAINDICATION_UNACKNOWLEDGED): a consultant ' +
+      'must record acknowledgeContraindications before it can be booked. tags is null for roles that may not read health data.',
+    (t) => ({
+      serviceId: t.id({ resolve: (e) => encodeGlobalID('Service', e.serviceId) }),
+      tags: t.stringList({ nullable: true, resolve: (e) => e.tags }),
+    }),
   );
 }

@@ -2,7 +2,8 @@ import type { StaffRole } from '../../core/auth/principal.ts';
 import { definePlugin } from '../../core/plugin/contract.ts';
 import { CAPABILITIES } from './access.ts';
 import { packagesConfigSchema, type PackagesConfig } from './config.ts';
-import { flagRiskyBooking } from './contraindications.ts';
+import { flagRiskyBooking, refuseUnacknowledgedContraindications } from './contraindications.ts';
+import { BOOKING_CHECK } from '../../core/graph/visit.ts';
 import { seedPackagesDemo } from './demo.ts';
 import { completeLinkedSteps, unlinkSteps } from './plans.ts';
 import { registerPackagesSchema } from './schema.ts';
@@ -25,4 +26,5 @@ export default definePlugin<PackagesConfig>({
     'visit.cancelled': unlinkSteps,
     'visit.noShow': unlinkSteps,
   },
+  contributes: () => ({ [BOOKING_CHECK]: refuseUnacknowledgedContraindications }),
 });

@@ -1,9 +1,16 @@
 import type { Builder } from '../graphql/builder.ts';
 import { requirePrincipal, type Context } from '../graphql/context.ts';
 
-/** Digits after the decimal point for a currency (CNY 2, JPY 0), from the platform's ICU data. */
+const exponents = new Map<string, number>();
+
+/** Digits after the decimal point for a currency (CNY 2, JPY 0), from the platform's ICU data (memoized: it is on every Money field). */
 export function currencyExponent(currency: string): number {
-  return new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits ?? 2;
+  let exponent = exponents.get(currency);
+  if (exponent === undefined) {
+    exponent = new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits ?? 2;
+    exponents.set(currency, exponent);
+  }
+  return exponent;
 }
 
 /** Exact conversion of a decimal string to integer minor units; null when it has more digits than the currency. */

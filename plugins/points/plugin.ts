@@ -5,6 +5,7 @@ import { awardInteraction, awardVisit, reverseVisit, welcomeMember } from './ear
 import { accountsWithDueLots, expireAccount } from './ledger.ts';
 import { registerPointsSchema } from './schema.ts';
 import { seedPointsDemo } from './demo.ts';
+import { pointsStoreMetrics } from './insights.ts';
 
 /** Loyalty points: an append-only ledger with expiring lots, earn rules, a rewards catalogue, caps and donations. */
 export default definePlugin<PointsConfig>({
@@ -19,6 +20,8 @@ export default definePlugin<PointsConfig>({
   },
   schema: registerPointsSchema,
   seedDemo: seedPointsDemo,
+  // Figures for the insights plugin's store metrics, when it is on (points never imports insights).
+  contributes: () => ({ 'insights.storeMetrics': pointsStoreMetrics }),
   handlers: {
     'membership.enrolled': welcomeMember,
     'visit.completed': awardVisit,

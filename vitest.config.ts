@@ -9,7 +9,7 @@ export default defineConfig({
     alias: { graphql: require.resolve('graphql') },
   },
   test: {
-    include: ['core/**/*.test.ts', 'plugins/**/*.test.ts', 'examples/**/*.test.ts', 'schema/**/*.test.ts'],
+    include: ['core/**/*.test.ts', 'plugins/**/*.test.ts', 'examples/**/*.test.ts', 'schema/**/*.test.ts', 'bench/**/*.test.ts'],
     globalSetup: ['core/testing/global-setup.ts'],
     pool: 'forks',
     testTimeout: 60_000,

@@ -528,7 +528,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       else skipped.push('Redis at 127.0.0.1:6379 is not reachable: the Redis setting of (e) was not run');
       for (const setting of settings) {
         log(`(e) ${setting.name}: ${options.subscribers} subscribers…`);
-        const extra = setting.redis ? { REDIS_URL: 'redis://127.0.0.1:6379' } : {};
+        const extra: Record<string, string> = setting.redis ? { REDIS_URL: 'redis://127.0.0.1:6379' } : {};
         subscriptions.push(await subscriptionRun(setting.name, () => start('api', extra), setting.two, data, token, options.subscribers, options.events ?? 5, log));
       }
     }

@@ -12,6 +12,7 @@ import { createTokenVerifier, DEFAULT_AUDIENCE, DEFAULT_ISSUER } from '../auth/v
 import { startPlatform, type RunningPlatform } from '../bootstrap.ts';
 import { PrismaClient } from '../db/generated/client.ts';
 import { quietLogger, workerTasks } from '../events/worker.ts';
+import { toDomainEvent, type DomainEvent } from '../events/outbox.ts';
 import { seedDemo, type DemoPrincipals } from '../seed/demo.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 
@@ -141,4 +142,24 @@ export async function startTestPlatform(options: TestPlatformOptions = {}): Prom
 /** Global id as the API encodes it. */
 export function gid(type: string, id: string): string {
   return Buffer.from(`${type}:${id}`).toString('base64');
+}
+
+/** Records a domain event as a change would (written by the owner; the outbox trigger queues its job). */
+export async function recordOutboxEvent(
+  api: TestPlatform,
+  orgId: string,
+  event: { type: string; aggregateType: string; aggregateId: string; payload: Record<string, unknown> },
+): Promise<DomainEvent> {
+  const row = await api.owner.domainEvent.create({
+    data: {
+      orgId,
+      type: event.type,
+      aggregateType: event.aggregateType,
+      aggregateId: event.aggregateId,
+      streamKey: (event.payload.customerId as string | undefined) ?? null,
+      payload: event.payload as object,
+      actor: 'test:arrange',
+    },
+  });
+  return toDomainEvent(row);
 }

@@ -28,7 +28,6 @@ import {
   recordDomainEvent,
   redeem,
   createReward,
-  drain,
   startPointsWorld,
   type PointsWorld,
 } from './testing.ts';
@@ -273,7 +272,7 @@ describe('through the API', () => {
   test('a completed visit earns once however often the jobs run; the refund reverses exactly that', async () => {
     const { customerId } = await newMember(world);
     const { visitId, completedAt } = await completeVisitViaApi(customerId, lineItems());
-    await drain(world.api);
+    await world.api.drainJobs();
     await world.api.drainJobs();
     const points = expected(completedAt);
     const [earn] = await entriesOf(world.api.owner, customerId);
@@ -287,8 +286,8 @@ describe('through the API', () => {
     expect(lot).toMatchObject({ original: points, remaining: points, earnedAt: completedAt });
 
     await refundViaApi(visitId);
-    await drain(world.api);
-    await drain(world.api);
+    await world.api.drainJobs();
+    await world.api.drainJobs();
     const entries = await entriesOf(world.api.owner, customerId);
     expect(entries.map((e) => [e.kind, e.amount])).toEqual([
       ['EARN', points],
@@ -302,13 +301,13 @@ describe('through the API', () => {
     const { customerId } = await newMember(world);
     const older = await givePoints(world, customerId, 1000, { earnedAt: new Date(Date.now() - 100 * 86_400_000) });
     const { visitId, completedAt } = await completeVisitViaApi(customerId, lineItems());
-    await drain(world.api);
+    await world.api.drainJobs();
     const points = expected(completedAt);
     // Spend 500: oldest first, so all from the older lot.
     const rewardId = await createReward(world, { pointsPrice: 100 });
     expect((await redeem(world.api, { rewardId, customerId, quantity: 5 })).userErrors).toEqual([]);
     await refundViaApi(visitId);
-    await drain(world.api);
+    await world.api.drainJobs();
     expect(await balanceOf(world.api.owner, customerId)).toBe(500);
     const lots = await lotsOf(world.api.owner, customerId);
     expect(lots.find((l) => l.id === older.lotId)!.remaining).toBe(500);
@@ -319,14 +318,14 @@ describe('through the API', () => {
   test('a refund after the points were partly spent reverses only what is left, and the balance stays at zero', async () => {
     const { customerId } = await newMember(world);
     const { visitId, completedAt } = await completeVisitViaApi(customerId, lineItems());
-    await drain(world.api);
+    await world.api.drainJobs();
     const points = expected(completedAt);
     const rewardId = await createReward(world, { pointsPrice: 100 });
     expect((await redeem(world.api, { rewardId, customerId, quantity: 10 })).userErrors).toEqual([]);
     const left = points - 1000;
     await refundViaApi(visitId);
-    await drain(world.api);
-    await drain(world.api);
+    await world.api.drainJobs();
+    await world.api.drainJobs();
     const entries = await entriesOf(world.api.owner, customerId);
     expect(entries.map((e) => [e.kind, e.amount])).toEqual([
       ['EARN', points],
@@ -340,12 +339,12 @@ describe('through the API', () => {
   test('a refund when everything was spent reverses nothing and fails nothing', async () => {
     const { customerId } = await newMember(world);
     const { visitId, completedAt } = await completeVisitViaApi(customerId, [{ serviceId: gid('Service', ipl.id) }]);
-    await drain(world.api);
+    await world.api.drainJobs();
     const points = 640 * (dayIn(completedAt, 'Asia/Shanghai') === 18 ? 2 : 1);
     const rewardId = await createReward(world, { pointsPrice: points });
     expect((await redeem(world.api, { rewardId, customerId })).userErrors).toEqual([]);
     await refundViaApi(visitId);
-    await drain(world.api);
+    await world.api.drainJobs();
     const refundEvent = await world.api.owner.domainEvent.findFirstOrThrow({ where: { type: 'visit.refunded', aggregateId: uuidOfGid(visitId) } });
     expect(await world.api.owner.processedEvent.count({ where: { eventId: refundEvent.id } })).toBe(1);
     expect((await entriesOf(world.api.owner, customerId)).map((e) => e.kind)).toEqual(['EARN', 'REDEEM']);
@@ -362,8 +361,8 @@ describe('welcome points', () => {
       input: { customerId: gid('Customer', customerId) },
     });
     expect(enrolled.userErrors).toEqual([]);
-    await drain(world.api);
-    await drain(world.api);
+    await world.api.drainJobs();
+    await world.api.drainJobs();
     const event = await world.api.owner.domainEvent.findFirstOrThrow({ where: { type: 'membership.enrolled', payload: { path: ['customerId'], equals: customerId } } });
     await dispatchEvent(platform(), event.id.toString());
     // A second announcement of the same enrolment (new event id) still awards nothing more.

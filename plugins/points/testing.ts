@@ -9,8 +9,8 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { expect } from 'vitest';
 import type { Principal } from '../../core/auth/principal.ts';
-import { inTransaction, toDomainEvent, type DomainEvent } from '../../core/events/outbox.ts';
-import { startTestPlatform, gid, type TestPlatform } from '../../core/testing/platform.ts';
+import { inTransaction, type DomainEvent } from '../../core/events/outbox.ts';
+import { recordOutboxEvent, startTestPlatform, gid, type TestPlatform } from '../../core/testing/platform.ts';
 import type { PointsConfig } from './config.ts';
 import { credit, ensureAccount, type Account, type CreditKind, type LedgerWrite } from './ledger.ts';
 
@@ -210,40 +210,12 @@ export async function createReward(
   return reward.id;
 }
 
-/** Records a domain event as the outbox would (the owner writes it; its job is queued by the outbox trigger). */
-export async function recordDomainEvent(
+/** Records a domain event as a change would (its job is queued by the outbox trigger). */
+export function recordDomainEvent(
   world: PointsWorld,
   event: { type: string; aggregateType: string; aggregateId: string; payload: Record<string, unknown>; orgId?: string },
 ): Promise<DomainEvent> {
-  const row = await world.api.owner.domainEvent.create({
-    data: {
-      orgId: event.orgId ?? world.chainId,
-      type: event.type,
-      aggregateType: event.aggregateType,
-      aggregateId: event.aggregateId,
-      streamKey: (event.payload.customerId as string | undefined) ?? null,
-      payload: event.payload as object,
-      actor: 'test:arrange',
-    },
-  });
-  return toDomainEvent(row);
-}
-
-/**
- * Runs queued jobs until none is ready. (One `drainJobs()` can stop early: a job of a customer's stream waits
- * while the queue is still held for the job before it.) A job that failed is reported, not retried later.
- */
-export async function drain(api: TestPlatform): Promise<void> {
-  for (let round = 0; round < 20; round++) {
-    await api.drainJobs();
-    const [state] = await api.owner.$queryRaw<{ ready: number; failed: string | null }[]>`
-      SELECT count(*) FILTER (WHERE locked_at IS NULL AND run_at <= now() AND attempts < max_attempts)::int AS ready,
-             string_agg(last_error, ' | ') FILTER (WHERE last_error IS NOT NULL) AS failed
-      FROM graphile_worker.jobs`;
-    if (state!.failed) throw new Error(`a job failed: ${state!.failed}`);
-    if (state!.ready === 0) return;
-  }
-  throw new Error('jobs still queued after 20 rounds');
+  return recordOutboxEvent(world.api, event.orgId ?? world.chainId, event);
 }
 
 /**

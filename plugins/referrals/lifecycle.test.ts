@@ -23,7 +23,6 @@ import {
   codeOf,
   completeVisit,
   DAY_MS,
-  drain,
   enrol,
   expectRejected,
   gid,
@@ -132,13 +131,13 @@ describe('the lifecycle', () => {
 
     // A visit under the minimum is not the qualifying one.
     await completeVisit(world, referee, '50.00');
-    await drain(api);
+    await api.drainJobs();
     expect((await referralOf(referee)).status).toBe('PENDING');
     expect(await referralEntries(referee)).toEqual([]);
 
     const before = { referrer: (await balanceOf(api.owner, referrer))!, referee: (await balanceOf(api.owner, referee))! };
     const visitId = await completeVisit(world, referee, '380.00');
-    await drain(api);
+    await api.drainJobs();
     const rewarded = await referralOf(referee);
     expect(rewarded).toMatchObject({
       status: 'REWARDED',
@@ -179,7 +178,7 @@ describe('the lifecycle', () => {
       qualifyOnVisit(event, { tx, emit, db: platform().dbs.forOrg(world.chainId), config: world.config, platform: platform() }),
     );
     await completeVisit(world, referee, '420.00');
-    await drain(api);
+    await api.drainJobs();
     expect(await referralEntries(referrer)).toHaveLength(1);
     expect(await referralEntries(referee)).toHaveLength(1);
     expect(await api.owner.pointsEntry.count({ where: { source: 'REFERRAL', sourceRef: referralId } })).toBe(2);
@@ -218,7 +217,7 @@ describe('the lifecycle', () => {
     expect((await referralOf(referee)).status).toBe('REWARDED');
     expect((await referralEntries(referrer)).map((e) => e.amount)).toEqual([500]);
     expect((await referralEntries(referee)).map((e) => e.amount)).toEqual([500]);
-    await drain(api);
+    await api.drainJobs();
     expect(await api.owner.pointsEntry.count({ where: { source: 'REFERRAL', customerId: { in: [referrer, referee] } } })).toBe(2);
   });
 
@@ -226,14 +225,14 @@ describe('the lifecycle', () => {
     const { api } = world;
     const { referrer, referee } = await claimedPair({ refereeMember: false });
     await completeVisit(world, referee, '300.00');
-    await drain(api);
+    await api.drainJobs();
     const qualified = await referralOf(referee);
     expect(qualified).toMatchObject({ status: 'QUALIFIED', refereeEntryId: null });
     expect(qualified.referrerEntryId).not.toBeNull();
     expect(await balanceOf(api.owner, referee)).toBeNull();
 
     await enrol(world, referee);
-    await drain(api);
+    await api.drainJobs();
     const rewarded = await referralOf(referee);
     expect(rewarded.status).toBe('REWARDED');
     expect((await referralEntries(referee)).map((e) => e.amount)).toEqual([500]);
@@ -259,7 +258,7 @@ describe('expiry', () => {
     expect((await eventsOf(referral.id)).length).toBe(2);
 
     await completeVisit(world, referee, '500.00');
-    await drain(api);
+    await api.drainJobs();
     expect((await referralOf(referee)).status).toBe('EXPIRED');
     expect(await referralEntries(referee)).toEqual([]);
   });
@@ -273,7 +272,7 @@ describe('expiry', () => {
     await api.owner.referral.update({ where: { id: referral.id }, data: { qualifyBy: new Date(completedAt.getTime() + 1) } });
     await expire();
     expect((await referralOf(referee)).status).toBe('EXPIRED');
-    await drain(api);
+    await api.drainJobs();
     const rewarded = await referralOf(referee);
     expect(rewarded).toMatchObject({ status: 'REWARDED', expiredAt: null, qualifyingVisitId: visitId });
     expect((await eventsOf(referral.id)).map((e) => e.type)).toEqual(['referral.claimed', 'referral.expired', 'referral.qualified', 'referral.rewarded']);
@@ -285,7 +284,7 @@ describe('rejection', () => {
     const { api } = world;
     const { referrer, referee } = await claimedPair();
     const visitId = await completeVisit(world, referee, '300.00');
-    await drain(api);
+    await api.drainJobs();
     const referral = await referralOf(referee);
     expect(referral.status).toBe('REWARDED');
     // The newcomer spends everything they have but 200 points before the refund.
@@ -299,7 +298,7 @@ describe('rejection', () => {
 
     const refunded = await call(api, REFUND, { input: { visitId: gid('Visit', visitId), idempotencyKey: key('refund'), reason: 'Customer unhappy' } });
     expect(refunded.userErrors).toEqual([]);
-    await drain(api);
+    await api.drainJobs();
     const rejected = await referralOf(referee);
     expect(rejected).toMatchObject({ status: 'REJECTED', rejectionCode: 'QUALIFYING_VISIT_REFUNDED' });
     // The referrer loses the whole reward; the newcomer what was left after the visit's own points were reversed.
@@ -322,7 +321,7 @@ describe('rejection', () => {
     await api.owner.customer.update({ where: { id: referrer }, data: { phone: '+8617711112222' } });
     await api.owner.customer.update({ where: { id: referee }, data: { phone: old } });
     await completeVisit(world, referee, '300.00');
-    await drain(api);
+    await api.drainJobs();
     expect(await referralOf(referee)).toMatchObject({ status: 'REJECTED', rejectionCode: 'SAME_PHONE', qualifiedAt: null });
     expect(await referralEntries(referrer)).toEqual([]);
     expect(await referralEntries(referee)).toEqual([]);

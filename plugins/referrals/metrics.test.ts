@@ -17,7 +17,6 @@ import {
   codeOf,
   completeVisit,
   DAY_MS,
-  drain,
   gid,
   newCustomer,
   startReferralsWorld,
@@ -273,7 +272,7 @@ describe('"aesthetic partner" levels', () => {
     const pending = await call(api, profile, { id: gid('Customer', referrer) }, 'OWNER');
     expect(pending.referralProfile.pendingReferrals).toBe(1);
     await completeVisit(world, newcomer, '300.00');
-    await drain(api);
+    await api.drainJobs();
     const rewarded = await api.owner.referral.findFirstOrThrow({ where: { refereeId: newcomer } });
     expect([rewarded.status, rewarded.referrerPoints, rewarded.refereePoints]).toEqual(['REWARDED', 550, 500]);
     const after = await call(api, profile, { id: gid('Customer', referrer) }, 'OWNER');
@@ -299,7 +298,7 @@ describe('statements', () => {
       expect((await claim(api, { code: await codeOf(api.owner, referrer), customerId: referee })).userErrors).toEqual([]);
       if (qualified) await completeVisit(world, referee, '300.00');
     }
-    await drain(api);
+    await api.drainJobs();
     const stats = api.running.platform.dbs.stats;
     const measure = async (first: number) => {
       await api.gql(PAGE, { first });

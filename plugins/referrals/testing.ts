@@ -129,20 +129,6 @@ export async function completeVisit(world: ReferralsWorld, customerId: string, a
   return visit.id;
 }
 
-/** Runs queued jobs until none is ready; a failed job fails the test. */
-export async function drain(api: TestPlatform): Promise<void> {
-  for (let round = 0; round < 20; round++) {
-    await api.drainJobs();
-    const [state] = await api.owner.$queryRaw<{ ready: number; failed: string | null }[]>`
-      SELECT count(*) FILTER (WHERE locked_at IS NULL AND run_at <= now() AND attempts < max_attempts)::int AS ready,
-             string_agg(last_error, ' | ') FILTER (WHERE last_error IS NOT NULL) AS failed
-      FROM graphile_worker.jobs`;
-    if (state!.failed) throw new Error(`a job failed: ${state!.failed}`);
-    if (state!.ready === 0) return;
-  }
-  throw new Error('jobs still queued after 20 rounds');
-}
-
 export async function balanceOf(owner: Owner, customerId: string): Promise<number | null> {
   return (await owner.pointsAccount.findUnique({ where: { customerId } }))?.balance ?? null;
 }

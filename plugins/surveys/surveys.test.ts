@@ -16,7 +16,6 @@ import {
   closeWorld,
   completeVisit,
   customerPrincipal,
-  drain,
   expectRejected,
   fingerprint,
   gid,
@@ -50,7 +49,7 @@ describe('a completed visit produces exactly one invitation', () => {
     const customerId = await newCustomer(world);
     const { visitId, completedAt } = await completeVisit(world, customerId);
     expect(await invitationsOf(visitId)).toHaveLength(0);
-    await drain(world.api);
+    await world.api.drainJobs();
     const [invitation, ...more] = await invitationsOf(visitId);
     expect(more).toEqual([]);
     const { delayMinutes, validForHours } = world.config.postVisit;
@@ -72,7 +71,7 @@ describe('a completed visit produces exactly one invitation', () => {
     // A second announcement of the visit (another event id): the handler runs, and the unique visit_id holds.
     const again = await recordDomainEvent(world, { type: 'visit.completed', aggregateType: 'Visit', aggregateId: visitId, payload: event!.payload as never });
     expect(await runHandler(platform(), 'surveys', world.config, handler('visit.completed'), again)).toBe(true);
-    await drain(world.api);
+    await world.api.drainJobs();
     expect(await invitationsOf(visitId)).toHaveLength(1);
     expect(await eventsOf('survey.invited', (await invitationsOf(visitId))[0]!.id)).toHaveLength(1);
 
@@ -82,7 +81,7 @@ describe('a completed visit produces exactly one invitation', () => {
     const second = await recordDomainEvent(world, { type: 'visit.completed', aggregateType: 'Visit', aggregateId: other.visitId, payload: first!.payload as never });
     const results = await Promise.allSettled([dispatchEvent(platform(), first!.id.toString()), dispatchEvent(platform(), second.id), dispatchEvent(platform(), first!.id.toString())]);
     for (const result of results) if (result.status === 'rejected') expect(String(result.reason)).toMatch(/unique|duplicate|P2002|23505/i);
-    await drain(world.api);
+    await world.api.drainJobs();
     const invitations = await invitationsOf(other.visitId);
     expect(invitations).toHaveLength(1);
     expect(await eventsOf('survey.invited', invitations[0]!.id)).toHaveLength(1);
@@ -95,7 +94,7 @@ describe('a completed visit produces exactly one invitation', () => {
       input: { visitId: gid('Visit', visitId), idempotencyKey: key('refund'), reason: 'Customer unhappy' },
     });
     expect(refunded.userErrors).toEqual([]);
-    await drain(world.api);
+    await world.api.drainJobs();
     expect((await world.api.owner.surveyInvitation.findUniqueOrThrow({ where: { id: invitationId } })).withdrawnAt).not.toBeNull();
     await expectRejected(world, SUBMIT, { invitationId: gid('SurveyInvitation', invitationId), answers: scores(9, 5) }, customerPrincipal(world, customerId), {
       __typename: 'SurveyInvitationNotOpenError',
@@ -141,7 +140,7 @@ describe('answering with the customer\'s token', () => {
     });
     expect((await world.api.owner.surveyInvitation.findUniqueOrThrow({ where: { id: invitationId } })).respondedAt).not.toBeNull();
 
-    await drain(world.api);
+    await world.api.drainJobs();
     const earned = await world.api.owner.pointsEntry.findMany({ where: { customerId, source: 'SURVEY' } });
     expect(earned.map((e) => [e.amount, e.sourceRef])).toEqual([[50, responseId]]);
     const status = await call(world.api, `query($id: ID!) { node(id: $id) { ... on SurveyInvitation { status response { npsScore } } } }`, { id: gid('SurveyInvitation', invitationId) }, as);
@@ -210,7 +209,7 @@ describe('answering with the customer\'s token', () => {
     expect(error.expiredAt).toBe(expiredAt.toISOString());
 
     const scheduled = await completeVisit(world, customerId);
-    await drain(world.api);
+    await world.api.drainJobs();
     const pending = (await invitationsOf(scheduled.visitId))[0]!;
     expect(pending.availableAt.getTime()).toBeGreaterThan(Date.now());
     await expectRejected(world, SUBMIT, { invitationId: gid('SurveyInvitation', pending.id), answers: scores(9, 4) }, as, {

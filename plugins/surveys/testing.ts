@@ -7,10 +7,10 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { expect } from 'vitest';
 import type { Principal } from '../../core/auth/principal.ts';
-import { inTransaction, toDomainEvent, type DomainEvent, type Emit } from '../../core/events/outbox.ts';
+import { inTransaction, type DomainEvent, type Emit } from '../../core/events/outbox.ts';
 import type { Tx } from '../../core/db/clients.ts';
 import { fingerprint as tenantFingerprint } from '../../core/security/support.ts';
-import { gid, startTestPlatform, type TestPlatform } from '../../core/testing/platform.ts';
+import { gid, recordOutboxEvent, startTestPlatform, type TestPlatform } from '../../core/testing/platform.ts';
 import type { SurveysConfig } from './config.ts';
 import { DEFAULT_POST_VISIT_QUESTIONS } from './questions.ts';
 
@@ -141,43 +141,18 @@ export async function completeVisit(
 /** A completed visit with its invitation created (jobs drained) and opened now (availableAt moved to the past). */
 export async function openInvitation(world: SurveysWorld, customerId: string, options: Parameters<typeof completeVisit>[2] = {}) {
   const visit = await completeVisit(world, customerId, options);
-  await drain(world.api);
+  await world.api.drainJobs();
   const invitation = await world.api.owner.surveyInvitation.findUniqueOrThrow({ where: { visitId: visit.visitId } });
   const opened = await world.api.owner.surveyInvitation.update({ where: { id: invitation.id }, data: { availableAt: new Date(Date.now() - 60_000) } });
   return { ...visit, invitationId: opened.id, invitation: opened };
 }
 
-/** Records a domain event as the outbox would (its job is queued by the outbox trigger). */
-export async function recordDomainEvent(
+/** Records a domain event as a change would (its job is queued by the outbox trigger). */
+export function recordDomainEvent(
   world: SurveysWorld,
   event: { type: string; aggregateType: string; aggregateId: string; payload: Record<string, unknown>; orgId?: string },
 ): Promise<DomainEvent> {
-  const row = await world.api.owner.domainEvent.create({
-    data: {
-      orgId: event.orgId ?? world.chainId,
-      type: event.type,
-      aggregateType: event.aggregateType,
-      aggregateId: event.aggregateId,
-      streamKey: (event.payload.customerId as string | undefined) ?? null,
-      payload: event.payload as object,
-      actor: 'test:arrange',
-    },
-  });
-  return toDomainEvent(row);
-}
-
-/** Runs queued jobs until none is ready; a failed job fails the test. */
-export async function drain(api: TestPlatform): Promise<void> {
-  for (let round = 0; round < 20; round++) {
-    await api.drainJobs();
-    const [state] = await api.owner.$queryRaw<{ ready: number; failed: string | null }[]>`
-      SELECT count(*) FILTER (WHERE locked_at IS NULL AND run_at <= now() AND attempts < max_attempts)::int AS ready,
-             string_agg(last_error, ' | ') FILTER (WHERE last_error IS NOT NULL) AS failed
-      FROM graphile_worker.jobs WHERE task_identifier = 'domain-event'`;
-    if (state!.failed) throw new Error(`a job failed: ${state!.failed}`);
-    if (state!.ready === 0) return;
-  }
-  throw new Error('jobs still queued after 20 rounds');
+  return recordOutboxEvent(world.api, event.orgId ?? world.chainId, event);
 }
 
 /** Plugin work in one transaction as the application role, the way handlers and mutations do it. */

@@ -244,6 +244,7 @@ export function registerVisit(builder: Builder) {
     options: { first: number; after: { start: Date; id: string } | null; statuses: VisitStatus[] | null },
   ) {
     return new DataLoader<string, ReturnType<typeof toConnection>>(async (customerIds) => {
+      if (customerIds.length === 1) return [await oneCustomerVisits(ctx, query, customerIds[0]!, options)];
       const pages = await loadVisitPages(ctx, customerIds, options);
       const ids = [...pages.values()].flatMap((page) => page.ids);
       const visits = ids.length
@@ -255,6 +256,30 @@ export function registerVisit(builder: Builder) {
         return toConnection(page.ids.map((id) => byId.get(id)!), page.hasNextPage, options.after !== null);
       });
     });
+  }
+
+  /** One customer's page (a storefront or a detail screen) in one statement: the visits themselves, limited in SQL. */
+  async function oneCustomerVisits(
+    ctx: Context,
+    query: object,
+    customerId: string,
+    options: { first: number; after: { start: Date; id: string } | null; statuses: VisitStatus[] | null },
+  ) {
+    const { first, after, statuses } = options;
+    const rows = await ctx.db.visit.findMany({
+      ...query,
+      where: {
+        AND: [
+          visitWhere(ctx),
+          { customerId },
+          statuses ? { status: { in: statuses } } : {},
+          after ? { OR: [{ scheduledStart: { lt: after.start } }, { scheduledStart: after.start, id: { lt: after.id } }] } : {},
+        ],
+      },
+      orderBy: [{ scheduledStart: 'desc' }, { id: 'desc' }],
+      take: first + 1,
+    } as Prisma.VisitFindManyArgs);
+    return toConnection(rows.slice(0, first), rows.length > first, after !== null);
   }
 
   function toConnection(visits: { id: string; scheduledStart: Date }[], hasNextPage: boolean, hasPreviousPage: boolean) {

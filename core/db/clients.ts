@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from './generated/client.ts';
@@ -15,6 +16,21 @@ export interface QueryStats {
 }
 
 type TenantClient = pg.PoolClient & { tenantOrgId?: string };
+
+/** Statements with more parameters than this (long IN lists, whose length varies) are not kept prepared. */
+const MAX_PREPARED_PARAMETERS = 32;
+
+/**
+ * Names a tenant statement, so each pooled connection parses and plans it once and then only binds and executes
+ * it (bench: PostgreSQL CPU per storefront read down by a third). The name is a digest of the text, the same in
+ * every process. Statements with long parameter lists stay unnamed: each list length is another text, and every
+ * connection would keep each of them for its lifetime.
+ */
+function preparedName(query: { sql: string; args: unknown[] }): string {
+  // '' is the protocol's unnamed statement: parsed for this execution only.
+  if (query.args.length > MAX_PREPARED_PARAMETERS) return '';
+  return `s${createHash('sha1').update(query.sql).digest('base64url').slice(0, 24)}`;
+}
 
 /**
  * A pg.Pool facade for one organization over the shared application pool. Every connection it hands out
@@ -107,7 +123,7 @@ export class Databases {
       // Re-insert to keep the map in least-recently-used order.
       this.#tenants.delete(orgId);
     } else {
-      db = new PrismaClient({ adapter: new PrismaPg(new TenantPool(this.appPool, orgId) as unknown as pg.Pool) });
+      db = new PrismaClient({ adapter: new PrismaPg(new TenantPool(this.appPool, orgId) as unknown as pg.Pool, { statementNameGenerator: preparedName }) });
       if (this.#tenants.size >= this.#maxTenantClients) {
         const [oldest, client] = this.#tenants.entries().next().value!;
         this.#tenants.delete(oldest);

@@ -15,6 +15,7 @@ import { isAuthError, type Principal } from './auth/principal.ts';
 import { parseBearer, type TokenVerifier } from './auth/verify.ts';
 import { COMPLEXITY_LIMITS } from './graphql/builder.ts';
 import { createContext, type Context } from './graphql/context.ts';
+import { compiledQueries } from './graphql/jit.ts';
 import type { Platform } from './platform.ts';
 
 export interface ServerOptions {
@@ -64,6 +65,7 @@ export function createApp({ platform, schema, verifier, production }: ServerOpti
   // decides per HTTP request, so operations over graphql-ws, which have none, were let through.)
   const noIntrospection: Plugin = { onValidate: ({ addValidationRule }) => addValidationRule(NoSchemaIntrospectionCustomRule) };
   if (production) plugins.push(noIntrospection, blockFieldSuggestionsPlugin() as Plugin);
+  plugins.push(compiledQueries(schema));
 
   const yoga = createYoga<InitialContext, Context>({
     schema,

@@ -8,7 +8,7 @@ import { runBench } from './harness.ts';
 describe('benchmark harness (smoke)', () => {
   it('runs every workload on every server at a tiny size, and the ledger invariants hold', async () => {
     const result = await runBench({
-      size: { stores: 2, customers: 60, visits: 300, ledger: 600, posVisits: 1500 },
+      size: { stores: 2, customers: 60, visits: 300, ledger: 600, posVisits: 6000 },
       seconds: 1,
       connections: 4,
       subscribers: 50,

@@ -24,7 +24,7 @@ export interface BenchSize {
 export const SIZES = {
   default: { stores: 50, customers: 20_000, visits: 500_000, ledger: 2_000_000, posVisits: 60_000 },
   small: { stores: 5, customers: 2_000, visits: 50_000, ledger: 200_000, posVisits: 30_000 },
-  tiny: { stores: 2, customers: 100, visits: 400, ledger: 1_000, posVisits: 3_000 },
+  tiny: { stores: 2, customers: 100, visits: 400, ledger: 1_000, posVisits: 12_000 },
 } satisfies Record<string, BenchSize>;
 
 export const ANCHOR = '2026-11-01T00:00:00Z';

@@ -2,7 +2,7 @@ import { encodeGlobalID } from '@pothos/plugin-relay';
 import { z } from 'zod';
 import type { Prisma } from '../db/generated/client.ts';
 import { can, principalKey } from '../auth/policy.ts';
-import type { Builder } from '../graphql/builder.ts';
+import { pageCost, type Builder } from '../graphql/builder.ts';
 import { requirePrincipal, type Context } from '../graphql/context.ts';
 import { conflict, fieldPath, notFound, parseInput, pgErrorCode, validationError } from '../graphql/errors.ts';
 import { defineMutation } from '../graphql/mutation.ts';
@@ -180,7 +180,7 @@ export function registerCustomer(builder: Builder) {
           filter: t.arg({ type: CustomerFilter, required: false }),
           orderBy: t.arg({ type: CustomerOrder, required: false }),
         },
-        complexity: (args) => ({ field: 1, multiplier: Math.min(args.first ?? args.last ?? 20, 100) }),
+        complexity: (args) => pageCost(args),
         resolve: (query, _root, args, ctx) =>
           ctx.db.customer.findMany({ ...query, where: customerFilter(ctx, args.filter), orderBy: customerOrder(args.orderBy) }),
         totalCount: (_root, args, ctx) => ctx.db.customer.count({ where: customerFilter(ctx, args.filter) }),

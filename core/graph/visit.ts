@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { Prisma } from '../db/generated/client.ts';
 import type { Tx } from '../db/clients.ts';
 import { principalKey } from '../auth/policy.ts';
-import type { Builder } from '../graphql/builder.ts';
+import { pageCost, type Builder } from '../graphql/builder.ts';
 import { loader, requirePrincipal, type Context } from '../graphql/context.ts';
 import { conflict, fieldPath, notFound, parseInput, pgErrorCode, validationError } from '../graphql/errors.ts';
 import { defineMutation } from '../graphql/mutation.ts';
@@ -191,7 +191,7 @@ export function registerVisit(builder: Builder) {
         filter: t.arg({ type: VisitFilter, required: false }),
         direction: t.arg({ type: OrderDirection, required: false, defaultValue: 'DESC' as never }),
       },
-      complexity: (args) => ({ field: 1, multiplier: Math.min(args.first ?? args.last ?? 20, 100) }),
+      complexity: (args) => pageCost(args),
       resolve: (query, _root, args, ctx) => {
         const filter = args.filter;
         const direction = (args.direction as unknown) === 'ASC' ? 'asc' : 'desc';
@@ -220,7 +220,7 @@ export function registerVisit(builder: Builder) {
       type: Visit,
       description: 'The customer\'s visits, newest first. Paged per customer in SQL, so a list of customers costs the same statements at any page size.',
       args: { status: t.arg({ type: [VisitStatusEnum], required: false }) },
-      complexity: (args) => ({ field: 1, multiplier: Math.min(args.first ?? 10, 50) }),
+      complexity: (args) => pageCost(args, 10, 50),
       resolve: async (customer, args, ctx, info) => {
         if (args.last != null || args.before != null) {
           throw new Error('Customer.visits pages forward only: use first/after');

@@ -30,6 +30,14 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const COMPLEXITY_LIMITS = { complexity: 25_000, depth: 12, breadth: 300 };
 
+/** The largest page a connection serves (Shopify's limit: a chain's HQ pulls 200-customer pages); larger `first` is clamped. */
+export const MAX_PAGE_SIZE = 250;
+
+/** A connection's cost: its fields count once per item of the page it asks for. */
+export function pageCost(args: { first?: number | null; last?: number | null }, defaultSize = 20, maxSize = MAX_PAGE_SIZE) {
+  return { field: 1, multiplier: Math.min(args.first ?? args.last ?? defaultSize, maxSize) };
+}
+
 /**
  * A fresh builder per schema: the set of plugins decides what is registered on it, so tests can build
  * schemas with different plugins in one process.
@@ -44,7 +52,7 @@ export function createBuilder() {
       dmmf: getDatamodel(),
       filterConnectionTotalCount: true,
       defaultConnectionSize: 20,
-      maxConnectionSize: 100,
+      maxConnectionSize: MAX_PAGE_SIZE,
       onUnusedQuery: null,
     },
     relay: {

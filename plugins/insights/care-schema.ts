@@ -5,7 +5,7 @@ import type { Prisma } from '../../core/db/generated/client.ts';
 import { inTransaction } from '../../core/events/outbox.ts';
 import { assertStoreInScope, customerWhere, orgWhere, requireCapability, visitWhere } from '../../core/graph/access.ts';
 import { organizationEvents } from '../../core/graph/subscriptions.ts';
-import type { Builder } from '../../core/graphql/builder.ts';
+import { pageCost, type Builder } from '../../core/graphql/builder.ts';
 import { requirePrincipal, type Context } from '../../core/graphql/context.ts';
 import { conflict, fieldPath, notFound, parseInput } from '../../core/graphql/errors.ts';
 import { defineMutation } from '../../core/graphql/mutation.ts';
@@ -109,7 +109,7 @@ export function registerCare(builder: Builder) {
         cursor: 'id',
         description: 'Care tasks the caller can see, soonest due first.',
         args: { filter: t.arg({ type: Filter, required: false }) },
-        complexity: (args) => ({ field: 1, multiplier: Math.min(args.first ?? 20, 100) }),
+        complexity: (args) => pageCost(args),
         resolve: (query, _root, args, ctx) =>
           asQuery(async () => {
             const principal = requireCapability(ctx, CAPABILITIES.careRead);

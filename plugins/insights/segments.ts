@@ -7,7 +7,7 @@ import type { Tx } from '../../core/db/clients.ts';
 import { inTransaction } from '../../core/events/outbox.ts';
 import { orgWhere, requireCapability } from '../../core/graph/access.ts';
 import { formatMinorUnits, toMinorUnits } from '../../core/graph/money.ts';
-import type { Builder } from '../../core/graphql/builder.ts';
+import { pageCost, MAX_PAGE_SIZE, type Builder } from '../../core/graphql/builder.ts';
 import { requirePrincipal, type Context } from '../../core/graphql/context.ts';
 import { conflict, fieldPath, notFound, parseInput, pgErrorCode, validationError } from '../../core/graphql/errors.ts';
 import { defineMutation } from '../../core/graphql/mutation.ts';
@@ -28,8 +28,6 @@ import {
 import { thresholdsFor } from './settings.ts';
 
 type SegmentRow = { id: string; orgId: string; name: string; description: string | null; rules: unknown; createdBy: string; createdAt: Date; updatedAt: Date; archivedAt: Date | null };
-
-const PAGE_MAX = 100;
 
 function encodeCursor(name: string, id: string): string {
   return Buffer.from(JSON.stringify([name, id])).toString('base64url');
@@ -232,10 +230,10 @@ export function registerSegments(builder: Builder, defaults: InsightsThresholds)
         {
           type: 'Customer' as never,
           description: 'Customers in the segment now, by name (keyset-paged in SQL): the same statements for any page size.',
-          complexity: (args) => ({ field: 1, multiplier: Math.min(args.first ?? 20, PAGE_MAX) }),
+          complexity: (args) => pageCost(args),
           resolve: async (segment, args, ctx, info) => {
             if (args.last != null || args.before != null) throw new Error('Segment.customers pages forward only: use first/after');
-            const first = Math.min(Math.max(args.first ?? 20, 0), PAGE_MAX);
+            const first = Math.min(Math.max(args.first ?? 20, 0), MAX_PAGE_SIZE);
             const after = args.after ? decodeCursor(args.after) : null;
             if (args.after && !after) throw new Error('Invalid cursor');
             const where = await segmentWhere(ctx, segment as SegmentRow, defaults, new Date());

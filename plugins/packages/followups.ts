@@ -1,7 +1,7 @@
 import { principalKey } from '../../core/auth/policy.ts';
 import { inTransaction } from '../../core/events/outbox.ts';
 import { requireCapability } from '../../core/graph/access.ts';
-import type { Builder } from '../../core/graphql/builder.ts';
+import { pageCost, type Builder } from '../../core/graphql/builder.ts';
 import type { Context } from '../../core/graphql/context.ts';
 import { conflict, fieldPath, notFound, validationError } from '../../core/graphql/errors.ts';
 import { defineMutation } from '../../core/graphql/mutation.ts';
@@ -51,7 +51,7 @@ export function registerFollowUps(builder: Builder) {
       cursor: 'id',
       description: 'Follow-up tasks of the caller\'s stores (a customer: their own), soonest due first; open ones by default.',
       args: { filter: t.arg({ type: Filter, required: false }) },
-      complexity: (args) => ({ field: 1, multiplier: Math.min(args.first ?? args.last ?? 20, 100) }),
+      complexity: (args) => pageCost(args),
       resolve: (query, _root, args, ctx) => {
         const status = args.filter?.status ?? 'OPEN';
         const now = new Date();

@@ -8,7 +8,7 @@ import type { Tx } from '../../core/db/clients.ts';
 import type { DomainEvent, Emit } from '../../core/events/outbox.ts';
 import { inTransaction } from '../../core/events/outbox.ts';
 import { assertStoreInScope, customerWhere, orgWhere, requireCapability, visitWhere } from '../../core/graph/access.ts';
-import type { Builder } from '../../core/graphql/builder.ts';
+import { pageCost, type Builder } from '../../core/graphql/builder.ts';
 import { loader, requirePrincipal, type Context } from '../../core/graphql/context.ts';
 import { conflict, fieldPath, forbidden, notFound, parseInput, pgErrorCode, validationError } from '../../core/graphql/errors.ts';
 import { defineMutation } from '../../core/graphql/mutation.ts';
@@ -292,7 +292,7 @@ export function registerPlans(builder: Builder, { config }: SchemaContext<Packag
         'Joint treatment plans the caller can see, newest first: the chain\'s staff their stores\' plans, a customer their own, ' +
         'a partner clinic the plans naming it that it may see now.',
       args: { filter: t.arg({ type: PlanFilter, required: false }) },
-      complexity: (args) => ({ field: 1, multiplier: Math.min(args.first ?? args.last ?? 20, 100) }),
+      complexity: (args) => pageCost(args),
       resolve: (query, _root, args, ctx) =>
         ctx.db.treatmentPlan.findMany({
           ...query,

@@ -9,7 +9,7 @@ import { inTransaction } from '../../core/events/outbox.ts';
 import { customerWhere, orgWhere, requireCapability, visitWhere } from '../../core/graph/access.ts';
 import { moneyFor, toMinorUnits } from '../../core/graph/money.ts';
 import { organizationEvents } from '../../core/graph/subscriptions.ts';
-import type { Builder } from '../../core/graphql/builder.ts';
+import { pageCost, type Builder } from '../../core/graphql/builder.ts';
 import { loader, requirePrincipal, type Context } from '../../core/graphql/context.ts';
 import { conflict, DomainError, fieldPath, notFound, parseInput, validationError } from '../../core/graphql/errors.ts';
 import { defineMutation } from '../../core/graphql/mutation.ts';
@@ -294,7 +294,7 @@ export function registerReferralsSchema(builder: Builder, { config }: SchemaCont
         cursor: 'id',
         description: 'Referrals, newest claim first. Staff see their organization\'s; a customer those they are on either side of.',
         args: { filter: t.arg({ type: Filter, required: false }) },
-        complexity: (args) => ({ field: 1, multiplier: Math.min(args.first ?? args.last ?? 20, 100) }),
+        complexity: (args) => pageCost(args),
         resolve: (query, _root, args, ctx) =>
           ctx.db.referral.findMany({ ...query, where: referralFilter(ctx, args.filter), orderBy: [{ claimedAt: 'desc' }, { id: 'desc' }] }),
         totalCount: (_root, args, ctx) => ctx.db.referral.count({ where: referralFilter(ctx, args.filter) }),

@@ -7,7 +7,7 @@ import type { DomainEvent } from '../../core/events/outbox.ts';
 import { inTransaction } from '../../core/events/outbox.ts';
 import { assertStoreInScope, customerWhere, orgWhere, requireCapability, visitWhere } from '../../core/graph/access.ts';
 import { organizationEvents } from '../../core/graph/subscriptions.ts';
-import type { Builder } from '../../core/graphql/builder.ts';
+import { pageCost, type Builder } from '../../core/graphql/builder.ts';
 import { loader, requirePrincipal, type Context } from '../../core/graphql/context.ts';
 import { conflict, fieldPath, forbidden, notFound, parseInput, pgErrorCode, validationError } from '../../core/graphql/errors.ts';
 import { defineMutation } from '../../core/graphql/mutation.ts';
@@ -401,7 +401,7 @@ export function registerSurveysSchema(builder: Builder, { config }: SchemaContex
         cursor: 'id',
         description: 'Invitations the caller can see (a customer: their own; staff with surveys:read: their stores\'), newest first.',
         args: { filter: t.arg({ type: InvitationFilter, required: false }) },
-        complexity: (args) => ({ field: 1, multiplier: Math.min(args.first ?? args.last ?? 20, 100) }),
+        complexity: (args) => pageCost(args),
         resolve: (query, _root, args, ctx) => {
           const now = new Date();
           const filter = args.filter;
@@ -429,7 +429,7 @@ export function registerSurveysSchema(builder: Builder, { config }: SchemaContex
         cursor: 'id',
         description: 'Responses the caller can see, newest first.',
         args: { filter: t.arg({ type: ResponseFilter, required: false }) },
-        complexity: (args) => ({ field: 1, multiplier: Math.min(args.first ?? args.last ?? 20, 100) }),
+        complexity: (args) => pageCost(args),
         resolve: (query, _root, args, ctx) => {
           const filter = args.filter;
           const { npsAtMost, csatAtMost } = config.lowScore;
@@ -462,7 +462,7 @@ export function registerSurveysSchema(builder: Builder, { config }: SchemaContex
         cursor: 'id',
         description: 'Complaints the caller can see (a customer: their own; staff with complaints:read: their stores\'), newest first.',
         args: { filter: t.arg({ type: ComplaintFilter, required: false }) },
-        complexity: (args) => ({ field: 1, multiplier: Math.min(args.first ?? args.last ?? 20, 100) }),
+        complexity: (args) => pageCost(args),
         resolve: (query, _root, args, ctx) => {
           const filter = args.filter;
           const now = new Date();

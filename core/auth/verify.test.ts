@@ -151,6 +151,17 @@ describe('ES256 via JWKS file: token checks', () => {
     await expectAuthError(strict.verify(token), 'TOKEN_EXPIRED');
   });
 
+
+  it('a token verified once is answered again from memory, yet still expires on time and stays its own', async () => {
+    const strict = verifierWith({ clockToleranceSeconds: 0 });
+    const token = await signRaw(key, staffClaims, { exp: now() + 1 });
+    const first = await strict.verify(token);
+    const again = await strict.verify(token);
+    expect(again).toEqual(first);
+    expect(again).not.toBe(first); // a fresh principal per request: nothing one request does leaks into the next
+    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    await expectAuthError(strict.verify(token), 'TOKEN_EXPIRED');
+  });
   it('rejects a token without exp', async () => {
     await expectAuthError(verifier.verify(await signRaw(key, staffClaims, { exp: null })), 'TOKEN_INVALID');
   });

@@ -331,6 +331,27 @@ describe('managing the ladder and tasks', () => {
     expect(inUse.holders).toBeGreaterThanOrEqual(1);
   });
 
+  test('members’ tiers are read without loading the ladder again, and show a ladder change at once', async () => {
+    const ladder = (goldName: string) => ({ levels: [level('SILVER', '银卡 Silver', '2000'), level('GOLD', goldName, '15000'), level('BLACK', '黑卡 Black', '60000')] });
+    expect((await call(world.api, LADDER, { input: ladder('金卡 Gold') }, 'OTHER_CHAIN_OWNER')).userErrors).toEqual([]);
+    const holder = await newMember(world, { orgId: world.otherChainId, storeId: world.otherStore });
+    await completedVisit(world, holder, yuan(20_000), new Date(Date.now() - DAY_MS), { orgId: world.otherChainId, storeId: world.otherStore });
+    await evaluate(world, holder, {}, world.otherChainId);
+    const tierName = async () => {
+      const stats = world.api.running.platform.dbs.stats;
+      stats.trace = [];
+      const customer = await call(world.api, 'query($id: ID!) { node(id: $id) { ... on Customer { membership { tier { code name } } } } }', { id: gid('Customer', holder) }, 'OTHER_CHAIN_OWNER');
+      const ladderLoaded = stats.trace.some((s) => s.sql.includes('tier_qualification'));
+      stats.trace = null;
+      return { tier: customer.membership.tier, ladderLoaded };
+    };
+
+    expect(await tierName()).toEqual({ tier: { code: 'GOLD', name: '金卡 Gold' }, ladderLoaded: true });
+    expect(await tierName()).toEqual({ tier: { code: 'GOLD', name: '金卡 Gold' }, ladderLoaded: false });
+    expect((await call(world.api, LADDER, { input: ladder('金卡 Gold Plus') }, 'OTHER_CHAIN_OWNER')).userErrors).toEqual([]);
+    expect(await tierName()).toEqual({ tier: { code: 'GOLD', name: '金卡 Gold Plus' }, ladderLoaded: true });
+  });
+
   test('bad ladders are refused with the field at fault, and nothing changes', async () => {
     const ok = [level('SILVER', '银卡 Silver', '3000'), level('GOLD', '金卡 Gold', '20000')];
     const reject = (levels: unknown[], expected: Record<string, unknown>, as: Parameters<typeof call>[3] = 'OWNER') => expectRejected(world, LADDER, { levels }, as, expected);

@@ -42,6 +42,8 @@ const ABSOLUTE_CLAIM = /最|第一|顶级|国家级|唯一|万能|100\s*%|\bbest
 
 interface MemberRow extends TierStateRow {
   status: string;
+  /** The organization's ladder version when this row was read (see `ladderAt`). */
+  ladderVersion: string;
 }
 
 interface Progress {
@@ -68,17 +70,41 @@ function ladderOf(ctx: Context): Promise<Ladder> {
   return loader(ctx, 'tiers:ladder', () => new DataLoader<string, Ladder>(async (orgIds) => Promise.all(orgIds.map((orgId) => loadLadder(ctx.db, orgId))))).load(principal.orgId);
 }
 
+/**
+ * Ladders this process has loaded, per platform and organization, with the version each had. A ladder changes
+ * only through setTierLadder, which rewrites every level it keeps (updated_at) and deletes the others, so the
+ * newest updated_at with the number of levels names a version; member rows carry it (`memberStates`).
+ */
+const ladderCaches = new WeakMap<object, Map<string, { version: string; ladder: Ladder }>>();
+
+/**
+ * The ladder at a version read in this request: from memory while the version holds, so showing members'
+ * tiers costs no ladder statement; reloaded (once per request) when the version moved.
+ */
+async function ladderAt(ctx: Context, version: string): Promise<Ladder> {
+  const orgId = requirePrincipal(ctx).orgId;
+  let ladders = ladderCaches.get(ctx.platform);
+  if (!ladders) ladderCaches.set(ctx.platform, (ladders = new Map()));
+  const cached = ladders.get(orgId);
+  if (cached?.version === version) return cached.ladder;
+  // Loaded after the version was read, so at least as new as it: a later request may only find it newer.
+  const ladder = await ladderOf(ctx);
+  ladders.set(orgId, { version, ladder });
+  return ladder;
+}
+
 /** Membership status and tier state of many customers in one statement (null for non-members). */
 function memberStates(ctx: Context) {
   const principal = requirePrincipal(ctx);
   return loader(ctx, 'tiers:state', () =>
     new DataLoader<string, MemberRow | null>(async (customerIds) => {
       const rows = await ctx.db.$queryRaw<
-        { customer_id: string; status: string; earned_tier_id: string | null; earned_since: Date | null; below_since: Date | null; override_tier_id: string | null; override_until: Date | null; override_reason: string | null; override_by: string | null }[]
+        { customer_id: string; status: string; earned_tier_id: string | null; earned_since: Date | null; below_since: Date | null; override_tier_id: string | null; override_until: Date | null; override_reason: string | null; override_by: string | null; ladder_version: string }[]
       >`
         SELECT m.customer_id, m.status::text AS status, s.earned_tier_id, s.earned_since, s.below_since, s.override_tier_id,
-               s.override_until, s.override_reason, s.override_by
+               s.override_until, s.override_reason, s.override_by, ladder.version AS ladder_version
         FROM membership m LEFT JOIN tier_state s ON s.customer_id = m.customer_id
+        CROSS JOIN (SELECT count(*) || '/' || coalesce(max(updated_at)::text, '') AS version FROM tier_level WHERE org_id = ${principal.orgId}::uuid) ladder
         WHERE m.customer_id = ANY(${customerIds as string[]}::uuid[]) AND m.org_id = ${principal.orgId}::uuid`;
       const byId = new Map(
         rows.map((r) => [
@@ -94,6 +120,7 @@ function memberStates(ctx: Context) {
             overrideUntil: r.override_until,
             overrideReason: r.override_reason,
             overrideBy: r.override_by,
+            ladderVersion: r.ladder_version,
           },
         ]),
       );
@@ -383,7 +410,8 @@ export function registerTiersSchema(builder: Builder, { config }: SchemaContext<
       resolve: async (membership, _args, ctx) => {
         if (membership.status !== 'ACTIVE') return null;
         const state = await memberStates(ctx).load(membership.customerId);
-        return (await tierById(ctx, effectiveTierId(state))) as never;
+        const tierId = effectiveTierId(state);
+        return tierId && state ? ((await ladderAt(ctx, state.ladderVersion)).get(tierId) as never) : null;
       },
     }),
   );

@@ -75,21 +75,24 @@ function ladderOf(ctx: Context): Promise<Ladder> {
  * only through setTierLadder, which rewrites every level it keeps (updated_at) and deletes the others, so the
  * newest updated_at with the number of levels names a version; member rows carry it (`memberStates`).
  */
-const ladderCaches = new WeakMap<object, Map<string, { version: string; ladder: Ladder }>>();
+const ladderCaches = new WeakMap<object, Map<string, { version: string; ladder: Promise<Ladder> }>>();
 
 /**
  * The ladder at a version read in this request: from memory while the version holds, so showing members'
- * tiers costs no ladder statement; reloaded (once per request) when the version moved.
+ * tiers costs no ladder statement; reloaded when the version moved (once, however many members ask at once).
  */
-async function ladderAt(ctx: Context, version: string): Promise<Ladder> {
+function ladderAt(ctx: Context, version: string): Promise<Ladder> {
   const orgId = requirePrincipal(ctx).orgId;
   let ladders = ladderCaches.get(ctx.platform);
   if (!ladders) ladderCaches.set(ctx.platform, (ladders = new Map()));
   const cached = ladders.get(orgId);
   if (cached?.version === version) return cached.ladder;
-  // Loaded after the version was read, so at least as new as it: a later request may only find it newer.
-  const ladder = await ladderOf(ctx);
-  ladders.set(orgId, { version, ladder });
+  // Read now, after the version (not through this request's loader, which may hold an older one): at least as
+  // new as the version it is kept under.
+  const ladder = loadLadder(ctx.db, orgId);
+  const entry = { version, ladder };
+  ladders.set(orgId, entry);
+  ladder.catch(() => ladders.get(orgId) === entry && ladders.delete(orgId));
   return ladder;
 }
 

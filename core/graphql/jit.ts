@@ -31,8 +31,9 @@ function recursiveInputTypes(schema: GraphQLSchema): Set<string> {
 /**
  * Queries run compiled by graphql-jit: each operation is compiled once into plain JavaScript, which executes wide lists
  * at a fraction of the reference executor's cost (bench/report.md, workload b). Left to the reference executor:
- * mutations and subscriptions (little to gain, and under graphql-jit a subscription's `subscribe` saw its global-id arguments undecoded), and
- * operations with a variable of a recursive input type (graphql-jit's variable compiler recurses without end on them).
+ * mutations and subscriptions (little to gain, and under graphql-jit a subscription's `subscribe` saw its global-id
+ * arguments undecoded), and operations with a variable of a recursive input type (graphql-jit's variable compiler
+ * recurses without end on them).
  */
 export function compiledQueries(schema: GraphQLSchema): Plugin {
   const recursive = recursiveInputTypes(schema);

@@ -398,6 +398,8 @@ describe('treatmentPlanUpdated', () => {
     await chainAll.until(() => chainAll.events().some((e) => e.type === 'treatmentPlan.outcomeRecorded'));
     expect(chainAll.events().find((e) => e.type === 'treatmentPlan.outcomeRecorded')).toMatchObject({ step: { id: plan.clinic, outcome: 'Done well', aftercareInstructions: 'Rest' } });
     await clinicAll.until(() => clinicAll.events().length === 2);
+    // Each subscription handles events on its own: clinicOne must have the outcome before consent is withdrawn.
+    await clinicOne.until(() => clinicOne.events().length === 2);
 
     // Consent withdrawn mid-subscription: the chain's next change reaches the chain, and not the clinic.
     await grant(a, false);

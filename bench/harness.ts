@@ -76,9 +76,14 @@ export interface SubscriptionFigures {
   subscribers: number;
   deliveries: number;
   expected: number;
+  /** From sending the mutation. */
   p50: number;
   p99: number;
   max: number;
+  /** From the event's appearance on the bus (NOTIFY or Redis), heard by the bench itself. */
+  publishedP50: number;
+  publishedP99: number;
+  publishedMax: number;
   mutationP50: number;
   kbPerSubscriber: number;
 }
@@ -116,13 +121,20 @@ interface Child {
 }
 
 async function startChild(script: string, env: Record<string, string | undefined>, log: (line: string) => void): Promise<Child> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(BENCH, script)], {
+  const child: ChildProcess = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []), '--expose-gc', '--import', 'tsx', join(BENCH, script)], {
     cwd: ROOT,
     env: { ...process.env, NODE_ENV: 'production', ...env } as NodeJS.ProcessEnv,
     stdio: ['pipe', 'pipe', 'pipe'],
   });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let stopping = false;
   const stderr: string[] = [];
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', (code, signal) => {
+      // A server dying mid-workload shows up as failed requests; its last words say why.
+      if (!stopping) log(`  [${script}] exited (${signal ?? code}):\n${stderr.join('\n')}`);
+      resolve();
+    }),
+  );
   createInterface({ input: child.stderr! }).on('line', (line) => {
     stderr.push(line);
     if (stderr.length > 50) stderr.shift();
@@ -142,6 +154,7 @@ async function startChild(script: string, env: Record<string, string | undefined
     url,
     pid: child.pid!,
     stop: async () => {
+      stopping = true;
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
         const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
@@ -527,16 +540,20 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
 
     if (hqStatement) hq = await hqReference(url, hqStatement, figures, log);
     if (only.has('e')) {
-      const settings: { name: string; two: boolean; redis: boolean }[] = [
-        { name: 'one process', two: false, redis: false },
-        { name: 'two processes, PostgreSQL NOTIFY', two: true, redis: false },
+      const notify: EventBus = { kind: 'notify', url };
+      const redis: EventBus = { kind: 'redis', url: 'redis://127.0.0.1:6379', orgId: data.orgId };
+      const startApi = (bus: EventBus) => () => start('api', bus.kind === 'redis' ? { REDIS_URL: bus.url } : {});
+      const settings: { name: string; reader: 'same' | ServerKind; bus: EventBus }[] = [
+        { name: 'raw `ws` server delivers (baseline)', reader: 'raw', bus: notify },
+        { name: 'our API, one process', reader: 'same', bus: notify },
+        { name: 'our API, two processes, PostgreSQL NOTIFY', reader: 'api', bus: notify },
       ];
-      if (await redisReachable()) settings.push({ name: 'two processes, Redis', two: true, redis: true });
+      if (await redisReachable()) settings.push({ name: 'our API, two processes, Redis', reader: 'api', bus: redis });
       else skipped.push('Redis at 127.0.0.1:6379 is not reachable: the Redis setting of (e) was not run');
       for (const setting of settings) {
         log(`(e) ${setting.name}: ${options.subscribers} subscribers…`);
-        const extra: Record<string, string> = setting.redis ? { REDIS_URL: 'redis://127.0.0.1:6379' } : {};
-        subscriptions.push(await subscriptionRun(setting.name, () => start('api', extra), setting.two, data, token, options.subscribers, options.events ?? 5, log));
+        const reader = setting.reader === 'same' ? null : setting.reader === 'raw' ? () => start('raw') : startApi(setting.bus);
+        subscriptions.push(await subscriptionRun(setting.name, startApi(setting.bus), reader, setting.bus, data, token, options.subscribers, options.events ?? 5, log));
       }
     }
 
@@ -593,18 +610,56 @@ async function hqReference(url: string, sql: HqStatement, figures: Figures[], lo
   return { psqlMs, rawServerMs: raw ? raw.p50 : null, statement: true, note: sql.note };
 }
 
-/** (e): `subscribers` graphql-ws clients on pointsChanged of one member; adjustPoints on the first process. */
+/** Where (e)'s events travel between processes, so the bench can hear each one as it is published. */
+type EventBus = { kind: 'notify'; url: string } | { kind: 'redis'; url: string; orgId: string };
+
+/** Calls `heard` with the time each points event appears on the bus: the moment from which delivery is measured. */
+async function listenToBus(bus: EventBus, heard: (at: number) => void): Promise<() => Promise<void>> {
+  const onMessage = (message: string) => {
+    const { data } = (bus.kind === 'notify' ? JSON.parse(message) : { data: JSON.parse(message) }) as { data: { aggregateType: string } };
+    if (data.aggregateType === 'PointsAccount') heard(performance.now());
+  };
+  if (bus.kind === 'notify') {
+    const client = new pg.Client({ connectionString: bus.url });
+    client.on('notification', (n) => onMessage(n.payload ?? '{}'));
+    client.on('error', () => {}); // the database stopping under it when the bench fails: that failure is reported
+    await client.connect();
+    await client.query('LISTEN crm_live_events');
+    return () => client.end();
+  }
+  const { Redis } = await import('ioredis');
+  const redis = new Redis(bus.url);
+  redis.on('message', (_channel: string, message: string) => onMessage(message));
+  await redis.subscribe(`domainEvent:${bus.orgId}`);
+  return async () => void redis.disconnect();
+}
+
+/** Runs the V8 garbage collector in a bench child (they run with --expose-gc), so idle RSS readings compare. */
+async function settledRssMb(pid: number): Promise<number> {
+  process.kill(pid, 'SIGUSR2');
+  await sleep(1000);
+  return rssMb(pid);
+}
+
+/**
+ * (e): `subscribers` graphql-ws clients, each on its own connection, on pointsChanged of one member; adjustPoints on
+ * the writer (our API); the reader (our API, the same process or another, or the raw server) delivers.
+ */
 async function subscriptionRun(
-  name: string, start: () => Promise<Child>, two: boolean, data: GeneratedData, token: string, subscribers: number, events: number,
-  log: (line: string) => void,
+  name: string, startWriter: () => Promise<Child>, startReader: (() => Promise<Child>) | null, bus: EventBus, data: GeneratedData, token: string,
+  subscribers: number, events: number, log: (line: string) => void,
 ): Promise<SubscriptionFigures> {
-  const writer = await start();
-  const reader = two ? await start() : writer;
+  const writer = await startWriter();
+  const reader = startReader ? await startReader() : writer;
   const clients: Client[] = [];
+  const published = new Map<number, number>();
+  let round = 0;
+  const stopListening = await listenToBus(bus, (at) => void (published.has(round) || published.set(round, at)));
   try {
     const customerId = gid('Customer', data.memberIds[0]!);
     const wsUrl = new URL(reader.url);
     wsUrl.protocol = 'ws:';
+    wsUrl.pathname = '/graphql';
     const mutate = async () => {
       const res = await fetch(writer.url, {
         method: 'POST',
@@ -617,30 +672,32 @@ async function subscriptionRun(
       const body = await res.text();
       if (failed(JSON.parse(body))) throw new Error(`adjustPoints failed: ${body.slice(0, 300)}`);
     };
-    let round = 0;
+    const subscribe = (client: Client, next: () => void) =>
+      client.subscribe(
+        { query: `subscription($id: ID!) { pointsChanged(customerId: $id) { type delta balance } }`, variables: { id: customerId } },
+        { next, error: (e) => log(`  subscriber error: ${JSON.stringify(e).slice(0, 200)}`), complete: () => {} },
+      );
+    const connect = () => createClient({ url: wsUrl.toString(), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${token}` }, retryAttempts: 0, lazy: false });
     const received = new Map<number, number[]>();
     // Warm-up: a few subscribers and one event, then gone, so the baseline RSS holds the code paths' warm-up.
     {
-      const warm = Array.from({ length: Math.min(20, subscribers) }, () => createClient({ url: wsUrl.toString(), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${token}` }, retryAttempts: 0, lazy: false }));
+      const warm = Array.from({ length: Math.min(20, subscribers) }, connect);
       let got = 0;
-      for (const c of warm) c.subscribe({ query: `subscription($id: ID!) { pointsChanged(customerId: $id) { type delta balance } }`, variables: { id: customerId } }, { next: () => void (got += 1), error: () => {}, complete: () => {} });
+      for (const c of warm) subscribe(c, () => void (got += 1));
       for (let i = 0; i < 10 && got < warm.length; i++) {
         await sleep(500);
         await mutate();
         await sleep(1000);
       }
       await Promise.all(warm.map((c) => c.dispose()));
-      await sleep(1500);
+      await sleep(500);
     }
-    const before = await rssMb(reader.pid);
+    const before = await settledRssMb(reader.pid);
     for (let i = 0; i < subscribers; i += 50) {
       await Promise.all(Array.from({ length: Math.min(50, subscribers - i) }, async () => {
-        const client = createClient({ url: wsUrl.toString(), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${token}` }, retryAttempts: 0, lazy: false });
+        const client = connect();
         clients.push(client);
-        client.subscribe(
-          { query: `subscription($id: ID!) { pointsChanged(customerId: $id) { type delta balance } }`, variables: { id: customerId } },
-          { next: () => (received.get(round) ?? received.set(round, []).get(round)!).push(performance.now()), error: (e) => log(`  subscriber error: ${JSON.stringify(e).slice(0, 200)}`), complete: () => {} },
-        );
+        subscribe(client, () => void (received.get(round) ?? received.set(round, []).get(round)!).push(performance.now()));
       }));
     }
     // A probe event until every subscriber has it: they are all subscribed (graphql-ws does not acknowledge subscribe).
@@ -654,9 +711,10 @@ async function subscriptionRun(
       await waitAll(round, 3000);
       if ((received.get(round)?.length ?? 0) >= subscribers) break;
     }
-    await sleep(2000);
-    const idle = await rssMb(reader.pid);
-    const latencies: number[] = [];
+    await sleep(1000);
+    const idle = await settledRssMb(reader.pid);
+    const fromSend: number[] = [];
+    const fromPublish: number[] = [];
     const mutationMs: number[] = [];
     let delivered = 0;
     for (round = 1; round <= events; round++) {
@@ -667,19 +725,23 @@ async function subscriptionRun(
       await waitAll(round, 10_000);
       const times = received.get(round) ?? [];
       delivered += times.length;
-      latencies.push(...times.map((t) => t - t0));
+      fromSend.push(...times.map((t) => t - t0));
+      const at = published.get(round);
+      if (at !== undefined) fromPublish.push(...times.map((t) => t - at));
     }
-    latencies.sort((a, b) => a - b);
-    mutationMs.sort((a, b) => a - b);
+    for (const list of [fromSend, fromPublish, mutationMs]) list.sort((a, b) => a - b);
     return {
       setting: name, subscribers, deliveries: delivered, expected: subscribers * events,
-      p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.at(-1) ?? NaN, mutationP50: percentile(mutationMs, 50),
+      p50: percentile(fromSend, 50), p99: percentile(fromSend, 99), max: fromSend.at(-1) ?? NaN,
+      publishedP50: percentile(fromPublish, 50), publishedP99: percentile(fromPublish, 99), publishedMax: fromPublish.at(-1) ?? NaN,
+      mutationP50: percentile(mutationMs, 50),
       kbPerSubscriber: ((idle - before) * 1024) / subscribers,
     };
   } finally {
     await Promise.all(clients.map((c) => c.dispose()));
+    await stopListening();
     await writer.stop();
-    if (two) await reader.stop();
+    if (reader !== writer) await reader.stop();
   }
 }
 
@@ -727,9 +789,9 @@ export function report(r: BenchResult, o: BenchOptions): string {
   }
   if (r.subscriptions.length) {
     lines.push('## (e) live events: graphql-ws subscribers of pointsChanged, one adjustPoints mutation per round', '');
-    lines.push('Latency: from sending the mutation (an upper bound of "from its commit": it includes the mutation\'s own round trip, shown) to each subscriber\'s receipt, in the bench process that holds every client. Memory: RSS growth of the subscribers\' API process per idle subscription.', '');
-    lines.push('| setting | subscribers | delivered / expected | p50 ms | p99 ms | max ms | mutation round trip p50 ms | KB per idle subscriber |', '|---|---|---|---|---|---|---|---|');
-    for (const s of r.subscriptions) lines.push(`| ${s.setting} | ${s.subscribers} | ${s.deliveries} / ${s.expected} | ${f1(s.p50)} | ${f1(s.p99)} | ${f1(s.max)} | ${f1(s.mutationP50)} | ${f1(s.kbPerSubscriber)} |`);
+    lines.push('Each subscriber has its own connection. Latency to each subscriber\'s receipt, in the bench process that holds every client: from the event\'s appearance on the bus (NOTIFY or Redis: the bench listens too, so this starts just after the commit), and from sending the mutation (which adds the mutation\'s own work and round trip, shown). The baseline: our API commits and publishes, and a raw `ws` server (no auth, no GraphQL) delivers from the same NOTIFY channel. Memory: RSS growth of the delivering process per idle subscription, both readings after a full GC.', '');
+    lines.push('| setting | subscribers | delivered / expected | from publish p50 ms | p99 ms | max ms | from mutation p50 ms | p99 ms | mutation round trip p50 ms | KB per idle subscriber |', '|---|---|---|---|---|---|---|---|---|---|');
+    for (const s of r.subscriptions) lines.push(`| ${s.setting} | ${s.subscribers} | ${s.deliveries} / ${s.expected} | ${f1(s.publishedP50)} | ${f1(s.publishedP99)} | ${f1(s.publishedMax)} | ${f1(s.p50)} | ${f1(s.p99)} | ${f1(s.mutationP50)} | ${f1(s.kbPerSubscriber)} |`);
     lines.push('');
   }
   lines.push('## Invariants', '');

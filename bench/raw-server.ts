@@ -8,12 +8,15 @@
  *   POST /pos/complete           (c) {"visitId","idempotencyKey"}: completes a CHECKED_IN visit and awards its points,
  *                                    in ONE transaction (idempotency record, lock, lines, facts, outbox event, ledger, lot)
  *   GET  /hq                     (d) per-store repurchase and churn-risk figures: one statement given by the harness
+ *   WS   /graphql                 (e) the graphql-transport-ws protocol, pointsChanged only: each points event heard on
+ *                                    the API's LISTEN/NOTIFY channel is sent to the subscribers of its customer
  *
  * Env: DATABASE_URL (owner), BENCH_ORG_ID, BENCH_POOL_SIZE, BENCH_SERVICE_ID, BENCH_HQ_SQL (JSON {text, values}).
  * Prints `READY <url>`; stops when stdin closes or on SIGTERM.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import pg from 'pg';
+import { WebSocketServer, type WebSocket } from 'ws';
 
 const env = process.env;
 const ORG = env.BENCH_ORG_ID!;
@@ -187,11 +190,45 @@ const server = createServer((req, res) => {
   handle().catch((error) => send(res, 500, { errors: [{ message: (error as Error).message }] }));
 });
 server.keepAliveTimeout = 60_000;
+
+// (e): the least a server must do to deliver an event: parse the notification, filter, serialise, write each socket.
+// No authentication and no GraphQL: a subscription's customer id is the one variable of the bench's document.
+const subscribers = new Map<WebSocket, Map<string, string>>(); // socket → subscription id → customer (global id)
+const sockets = new WebSocketServer({ server, path: '/graphql' });
+sockets.on('connection', (socket) => {
+  const subscriptions = new Map<string, string>();
+  subscribers.set(socket, subscriptions);
+  socket.on('close', () => subscribers.delete(socket));
+  socket.on('message', (raw) => {
+    const message = JSON.parse(String(raw)) as { type: string; id?: string; payload?: { variables?: { id?: string } } };
+    if (message.type === 'connection_init') socket.send(JSON.stringify({ type: 'connection_ack' }));
+    else if (message.type === 'ping') socket.send(JSON.stringify({ type: 'pong' }));
+    else if (message.type === 'subscribe') subscriptions.set(message.id!, message.payload?.variables?.id ?? '');
+    else if (message.type === 'complete') subscriptions.delete(message.id!);
+  });
+});
+const listener = new pg.Client({ connectionString: env.DATABASE_URL });
+listener.on('notification', ({ payload }) => {
+  const { data: event } = JSON.parse(payload!) as { data: { type: string; aggregateType: string; payload: { customerId: string; delta: number; balance: number } } };
+  if (event.aggregateType !== 'PointsAccount') return;
+  const customer = gid('Customer', event.payload.customerId);
+  const data = { pointsChanged: { type: event.type, delta: event.payload.delta, balance: event.payload.balance } };
+  for (const [socket, subscriptions] of subscribers) {
+    for (const [id, subscribed] of subscriptions) if (subscribed === customer) socket.send(JSON.stringify({ id, type: 'next', payload: { data } }));
+  }
+});
+await listener.connect();
+await listener.query('LISTEN crm_live_events');
 server.listen(0, '127.0.0.1', () => {
   const { port } = server.address() as { port: number };
   process.stdout.write(`READY http://127.0.0.1:${port}\n`);
 });
-const stop = () => server.close(() => void pool.end().then(() => process.exit(0)));
+const stop = () => {
+  for (const socket of subscribers.keys()) socket.terminate();
+  server.close(() => void Promise.all([pool.end(), listener.end()]).then(() => process.exit(0)));
+};
 process.once('SIGTERM', stop);
+// The harness asks for a full GC before it reads idle memory (children run with --expose-gc).
+process.on('SIGUSR2', () => globalThis.gc?.());
 process.stdin.on('close', stop);
 process.stdin.resume();

@@ -11,6 +11,7 @@ import { buildSchema } from './graphql/schema.ts';
 import { Platform } from './platform.ts';
 import { availablePlugins, loadPlugins, PluginConfigurationError } from './plugin/loader.ts';
 import { createApp } from './server.ts';
+import type { SharedSubscriptions } from './graphql/shared-subscriptions.ts';
 
 export const PLUGINS_DIR = fileURLToPath(new URL('../plugins', import.meta.url));
 
@@ -33,6 +34,7 @@ export interface PlatformOptions {
 export interface RunningPlatform {
   url: string;
   platform: Platform;
+  liveSubscriptions: SharedSubscriptions;
   close(): Promise<void>;
 }
 
@@ -86,6 +88,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
   return {
     url: server.url,
     platform,
+    liveSubscriptions: server.liveSubscriptions,
     close: async () => {
       await server.close();
       await worker?.stop();

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { getOperationAST, GraphQLError, NoSchemaIntrospectionCustomRule, validate as validateDocument, type ExecutionArgs, type GraphQLSchema } from 'graphql';
+import { getOperationAST, GraphQLError, NoSchemaIntrospectionCustomRule, validate as validateDocument, type ExecutionArgs, type ExecutionResult, type GraphQLSchema } from 'graphql';
 import { createYoga, type Plugin } from 'graphql-yoga';
 import { blockFieldSuggestionsPlugin } from '@escape.tech/graphql-armor-block-field-suggestions';
 import { maxAliasesPlugin } from '@escape.tech/graphql-armor-max-aliases';
@@ -16,6 +16,7 @@ import { parseBearer, type TokenVerifier } from './auth/verify.ts';
 import { COMPLEXITY_LIMITS } from './graphql/builder.ts';
 import { createContext, type Context } from './graphql/context.ts';
 import { compiledQueries } from './graphql/jit.ts';
+import { SharedSubscriptions } from './graphql/shared-subscriptions.ts';
 import type { Platform } from './platform.ts';
 
 export interface ServerOptions {
@@ -29,10 +30,18 @@ export interface ServerOptions {
 export interface RunningServer {
   url: string;
   server: Server;
+  /** graphql-ws subscriptions, shared by subscribers who would get the same results. */
+  liveSubscriptions: SharedSubscriptions;
   close(): Promise<void>;
 }
 
 type InitialContext = { request?: Request; principal?: Principal | null };
+type EnvelopedRoot = {
+  execute: (args: ExecutionArgs) => unknown;
+  subscribe: (args: ExecutionArgs) => Promise<AsyncIterable<ExecutionResult> | ExecutionResult>;
+  /** Subscribers with the same key get the same results (see SharedSubscriptions). */
+  shareKey: string;
+};
 type SocketContext = WsContext<Record<string, unknown>, Extra & { principal?: Principal }>;
 
 /** setTimeout's longest delay (about 24.8 days); a longer one fires at once. */
@@ -90,11 +99,12 @@ export function createApp({ platform, schema, verifier, production }: ServerOpti
   const server = createServer(yoga);
   const wsServer = new WebSocketServer({ server, path: '/graphql' });
   const expiryTimers = new WeakMap<object, NodeJS.Timeout>();
+  const shared = new SharedSubscriptions();
 
   useServer<Record<string, unknown>, { principal?: Principal }>(
     {
-      execute: (args: ExecutionArgs & { rootValue: { execute: (a: ExecutionArgs) => unknown } }) => args.rootValue.execute(args),
-      subscribe: (args: ExecutionArgs & { rootValue: { subscribe: (a: ExecutionArgs) => unknown } }) => args.rootValue.subscribe(args),
+      execute: (args: ExecutionArgs & { rootValue: EnvelopedRoot }) => args.rootValue.execute(args),
+      subscribe: (args: ExecutionArgs & { rootValue: EnvelopedRoot }) => shared.subscribe(args.rootValue.shareKey, () => args.rootValue.subscribe(args)),
       onConnect: async (ctx: SocketContext) => {
         try {
           const token = parseBearer(ctx.connectionParams?.authorization);
@@ -153,7 +163,12 @@ export function createApp({ platform, schema, verifier, production }: ServerOpti
           document,
           variableValues: params.variables,
           contextValue,
-          rootValue: { execute, subscribe },
+          rootValue: {
+            execute,
+            subscribe,
+            // Everything a subscription's results depend on: the operation, its variables and who asks.
+            shareKey: JSON.stringify([params.query, params.operationName ?? null, params.variables ?? null, ctx.extra.principal ?? null]),
+          } satisfies EnvelopedRoot,
         } as ExecutionArgs;
       },
     } as never,
@@ -173,6 +188,7 @@ export function createApp({ platform, schema, verifier, production }: ServerOpti
       return {
         url: `http://${shownHost}:${address.port}/graphql`,
         server,
+        liveSubscriptions: shared,
         close: async () => {
           for (const client of wsServer.clients) client.close(1001, 'Server shutting down');
           await new Promise<void>((resolve) => wsServer.close(() => resolve()));

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import type { Principal } from '../auth/principal.ts';
 import { inTransaction, type DomainEvent } from './outbox.ts';
 import { gid, startTestPlatform, type TestPlatform } from '../testing/platform.ts';
@@ -394,6 +394,37 @@ describe('tenancy', () => {
     expect(foreignBoard.events()).toEqual([]);
     expect(foreignFeed.events()).toEqual([]);
     expect(leaked).toEqual([]);
+  });
+});
+
+describe('shared execution', () => {
+  test('subscribers who would get the same results share one execution per event; each still comes and goes alone', async () => {
+    const stats = () => api.running.liveSubscriptions.stats();
+    const base = await stats();
+    const customerId = customerPrincipal().customerId;
+    const variables = { customerId: gid('Customer', customerId) };
+    const owners = await Promise.all([1, 2, 3].map(async () => watch(await api.ws('OWNER'), CUSTOMER_FEED, variables)));
+    const own = watch(await api.ws('CUSTOMER'), CUSTOMER_FEED, variables);
+    for (const sub of [...owners, own]) await untilLive(sub, () => api.running.platform.publish(probe(chainId, { customerId })));
+    // Three owners on one execution; the customer, another principal, on its own.
+    expect(await stats()).toEqual({ streams: base.streams + 2, subscribers: base.subscribers + 4 });
+    // Another chain's owner asking for the same thing is refused as before, not let into the running stream.
+    expect(await refusal(await api.ws('OTHER_CHAIN_OWNER'), CUSTOMER_FEED, variables)).toEqual([{ message: 'Customer not found', code: 'NOT_FOUND' }]);
+
+    const first = await book(api, 'FRONT_DESK', customerId, sh01);
+    for (const sub of [...owners, own]) await sub.until(() => sub.events().length === 1);
+    const [leaving, ...staying] = owners as [Watch, Watch, Watch];
+    for (const sub of [...owners, own]) expect(sub.events()[0]).toMatchObject({ type: 'visit.booked', customer: { id: variables.customerId } });
+    expect(owners.map((sub) => sub.events()[0].customer.visits.edges[0].node)).toEqual(owners.map(() => ({ id: first, status: 'BOOKED' })));
+
+    leaving.dispose();
+    await vi.waitFor(async () => expect((await stats()).subscribers).toBe(base.subscribers + 3));
+    await checkIn('FRONT_DESK', first);
+    for (const sub of [...staying, own]) await sub.until(() => sub.events().length === 2);
+    expect(leaving.events()).toHaveLength(1);
+
+    for (const sub of [...staying, own]) sub.dispose();
+    await vi.waitFor(async () => expect(await stats()).toEqual(base));
   });
 });
 

@@ -29,8 +29,11 @@ const stop = async () => {
   process.exit(0);
 };
 process.once('SIGTERM', () => void stop());
-// The harness asks for a full GC before it reads idle memory (children run with --expose-gc).
-process.on('SIGUSR2', () => globalThis.gc?.());
+// The harness reads idle memory after a full GC (children run with --expose-gc).
+process.on('SIGUSR2', () => {
+  globalThis.gc?.();
+  process.stdout.write(`MEMORY ${JSON.stringify(process.memoryUsage())}\n`);
+});
 process.stdin.on('close', () => void stop());
 process.stdin.resume();
 process.stdout.write(`READY ${running.url}\n`);

@@ -85,7 +85,9 @@ export interface SubscriptionFigures {
   publishedP99: number;
   publishedMax: number;
   mutationP50: number;
+  /** Growth per idle subscriber, both readings after a full GC: resident memory, and V8 heap + external memory. */
   kbPerSubscriber: number;
+  heapKbPerSubscriber: number;
 }
 
 export interface PosInvariants {
@@ -117,6 +119,8 @@ export interface BenchResult {
 interface Child {
   url: string;
   pid: number;
+  /** process.memoryUsage() of the child right after a full GC, in MB. */
+  settledMemory(): Promise<{ rss: number; heap: number }>;
   stop(): Promise<void>;
 }
 
@@ -128,6 +132,7 @@ async function startChild(script: string, env: Record<string, string | undefined
   });
   let stopping = false;
   const stderr: string[] = [];
+  const memoryWaiters: ((usage: NodeJS.MemoryUsage) => void)[] = [];
   const exited = new Promise<void>((resolve) =>
     child.once('exit', (code, signal) => {
       // A server dying mid-workload shows up as failed requests; its last words say why.
@@ -147,12 +152,20 @@ async function startChild(script: string, env: Record<string, string | undefined
       if (match) {
         clearTimeout(timer);
         resolve(match[1]!);
+      } else if (line.startsWith('MEMORY ')) {
+        memoryWaiters.shift()?.(JSON.parse(line.slice('MEMORY '.length)) as NodeJS.MemoryUsage);
       } else log(`  [${script}] ${line}`);
     });
   });
   return {
     url,
     pid: child.pid!,
+    settledMemory: async () => {
+      const usage = new Promise<NodeJS.MemoryUsage>((resolve) => memoryWaiters.push(resolve));
+      child.kill('SIGUSR2');
+      const { rss, heapUsed, external } = await usage;
+      return { rss: rss / 2 ** 20, heap: (heapUsed + external) / 2 ** 20 };
+    },
     stop: async () => {
       stopping = true;
       if (child.exitCode === null && child.signalCode === null) {
@@ -634,13 +647,6 @@ async function listenToBus(bus: EventBus, heard: (at: number) => void): Promise<
   return async () => void redis.disconnect();
 }
 
-/** Runs the V8 garbage collector in a bench child (they run with --expose-gc), so idle RSS readings compare. */
-async function settledRssMb(pid: number): Promise<number> {
-  process.kill(pid, 'SIGUSR2');
-  await sleep(1000);
-  return rssMb(pid);
-}
-
 /**
  * (e): `subscribers` graphql-ws clients, each on its own connection, on pointsChanged of one member; adjustPoints on
  * the writer (our API); the reader (our API, the same process or another, or the raw server) delivers.
@@ -692,7 +698,7 @@ async function subscriptionRun(
       await Promise.all(warm.map((c) => c.dispose()));
       await sleep(500);
     }
-    const before = await settledRssMb(reader.pid);
+    const before = await reader.settledMemory();
     for (let i = 0; i < subscribers; i += 50) {
       await Promise.all(Array.from({ length: Math.min(50, subscribers - i) }, async () => {
         const client = connect();
@@ -712,7 +718,7 @@ async function subscriptionRun(
       if ((received.get(round)?.length ?? 0) >= subscribers) break;
     }
     await sleep(1000);
-    const idle = await settledRssMb(reader.pid);
+    const idle = await reader.settledMemory();
     const fromSend: number[] = [];
     const fromPublish: number[] = [];
     const mutationMs: number[] = [];
@@ -735,7 +741,8 @@ async function subscriptionRun(
       p50: percentile(fromSend, 50), p99: percentile(fromSend, 99), max: fromSend.at(-1) ?? NaN,
       publishedP50: percentile(fromPublish, 50), publishedP99: percentile(fromPublish, 99), publishedMax: fromPublish.at(-1) ?? NaN,
       mutationP50: percentile(mutationMs, 50),
-      kbPerSubscriber: ((idle - before) * 1024) / subscribers,
+      kbPerSubscriber: ((idle.rss - before.rss) * 1024) / subscribers,
+      heapKbPerSubscriber: ((idle.heap - before.heap) * 1024) / subscribers,
     };
   } finally {
     await Promise.all(clients.map((c) => c.dispose()));
@@ -789,9 +796,9 @@ export function report(r: BenchResult, o: BenchOptions): string {
   }
   if (r.subscriptions.length) {
     lines.push('## (e) live events: graphql-ws subscribers of pointsChanged, one adjustPoints mutation per round', '');
-    lines.push('Each subscriber has its own connection. Latency to each subscriber\'s receipt, in the bench process that holds every client: from the event\'s appearance on the bus (NOTIFY or Redis: the bench listens too, so this starts just after the commit), and from sending the mutation (which adds the mutation\'s own work and round trip, shown). The baseline: our API commits and publishes, and a raw `ws` server (no auth, no GraphQL) delivers from the same NOTIFY channel. Memory: RSS growth of the delivering process per idle subscription, both readings after a full GC.', '');
-    lines.push('| setting | subscribers | delivered / expected | from publish p50 ms | p99 ms | max ms | from mutation p50 ms | p99 ms | mutation round trip p50 ms | KB per idle subscriber |', '|---|---|---|---|---|---|---|---|---|---|');
-    for (const s of r.subscriptions) lines.push(`| ${s.setting} | ${s.subscribers} | ${s.deliveries} / ${s.expected} | ${f1(s.publishedP50)} | ${f1(s.publishedP99)} | ${f1(s.publishedMax)} | ${f1(s.p50)} | ${f1(s.p99)} | ${f1(s.mutationP50)} | ${f1(s.kbPerSubscriber)} |`);
+    lines.push('Each subscriber has its own connection. Latency to each subscriber\'s receipt, in the bench process that holds every client: from the event\'s appearance on the bus (NOTIFY or Redis: the bench listens too, so this starts just after the commit), and from sending the mutation (which adds the mutation\'s own work and round trip, shown). The baseline: our API commits and publishes, and a raw `ws` server (no auth, no GraphQL) delivers from the same NOTIFY channel. Memory: growth of the delivering process per idle subscription, both readings after a full GC: resident memory (RSS: what the target is about, but the allocator keeps or returns whole pages, so it moves by a few MB either way), and V8 heap + external memory (what the objects of 1000 idle subscriptions take).', '');
+    lines.push('| setting | subscribers | delivered / expected | from publish p50 ms | p99 ms | max ms | from mutation p50 ms | p99 ms | mutation round trip p50 ms | KB RSS per idle subscriber | KB heap per idle subscriber |', '|---|---|---|---|---|---|---|---|---|---|---|');
+    for (const s of r.subscriptions) lines.push(`| ${s.setting} | ${s.subscribers} | ${s.deliveries} / ${s.expected} | ${f1(s.publishedP50)} | ${f1(s.publishedP99)} | ${f1(s.publishedMax)} | ${f1(s.p50)} | ${f1(s.p99)} | ${f1(s.mutationP50)} | ${f1(s.kbPerSubscriber)} | ${f1(s.heapKbPerSubscriber)} |`);
     lines.push('');
   }
   lines.push('## Invariants', '');

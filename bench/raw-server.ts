@@ -228,7 +228,10 @@ const stop = () => {
   server.close(() => void Promise.all([pool.end(), listener.end()]).then(() => process.exit(0)));
 };
 process.once('SIGTERM', stop);
-// The harness asks for a full GC before it reads idle memory (children run with --expose-gc).
-process.on('SIGUSR2', () => globalThis.gc?.());
+// The harness reads idle memory after a full GC (children run with --expose-gc).
+process.on('SIGUSR2', () => {
+  globalThis.gc?.();
+  process.stdout.write(`MEMORY ${JSON.stringify(process.memoryUsage())}\n`);
+});
 process.stdin.on('close', stop);
 process.stdin.resume();

@@ -3,6 +3,7 @@
  *
  * Workloads: a (storefront read), b50 / b200 (customer lists; `b` selects both), c (POS), d (HQ), e (subscriptions).
  * Prints the markdown report and writes it to bench/report.md. Exits 1 when an invariant is violated.
+ * BENCH_NODE_ARGS adds Node flags to every server child, e.g. `BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'`.
  */
 import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';

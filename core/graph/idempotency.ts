@@ -28,14 +28,24 @@ const KEY_PATTERN = /^[A-Za-z0-9_.:-]{8,128}$/;
  * inserted first: a concurrent duplicate blocks on it until the first transaction ends, then finds the
  * stored result (or, if the first rolled back, does the work itself). The same key with a different
  * request is a conflict and changes nothing.
+ *
+ * When the request alone determines the answer (a visit mutation answers with its visit), pass it as
+ * `result`: it is stored with the claim, which saves the statement that would store it after the work.
  */
+export async function idempotent<R extends object>(
+  tx: Tx, principal: Principal, key: string, operation: string, input: unknown, work: () => Promise<R>,
+): Promise<{ result: R; replayed: boolean }>;
+export async function idempotent<R extends object>(
+  tx: Tx, principal: Principal, key: string, operation: string, input: unknown, work: () => Promise<void>, result: R,
+): Promise<{ result: R; replayed: boolean }>;
 export async function idempotent<R extends object>(
   tx: Tx,
   principal: Principal,
   key: string,
   operation: string,
   input: unknown,
-  work: () => Promise<R>,
+  work: () => Promise<R | void>,
+  knownResult?: R,
 ): Promise<{ result: R; replayed: boolean }> {
   if (!KEY_PATTERN.test(key)) {
     throw validationError([{ field: fieldPath('idempotencyKey'), message: 'Idempotency key must be 8–128 characters of A-Z a-z 0-9 _ . : -' }]);
@@ -43,7 +53,7 @@ export async function idempotent<R extends object>(
   const hash = requestHash(operation, input);
   const owner = { orgId: principal.orgId, principalKey: principalKey(principal), key };
   const claimed = await tx.idempotencyRecord.createMany({
-    data: [{ ...owner, operation, requestHash: hash, result: {} }],
+    data: [{ ...owner, operation, requestHash: hash, result: knownResult ?? {} }],
     skipDuplicates: true,
   });
   if (claimed.count === 0) {
@@ -53,7 +63,9 @@ export async function idempotent<R extends object>(
     }
     return { result: existing.result as R, replayed: true };
   }
-  const result = await work();
+  const done = await work();
+  if (knownResult) return { result: knownResult, replayed: false };
+  const result = done as R;
   await tx.idempotencyRecord.update({ where: { orgId_principalKey_key: owner }, data: { result } });
   return { result, replayed: false };
 }

@@ -548,8 +548,7 @@ function registerVisitMutations(builder: Builder) {
             select: { id: true, storeId: true, customerId: true, scheduledStart: true, staffId: true },
           });
           await emitVisit(emit, 'visit.checkedIn', updated);
-          return { visitId };
-        });
+        }, { visitId });
         return { ...result, replayed };
       });
     },
@@ -649,8 +648,7 @@ function registerVisitMutations(builder: Builder) {
               amountMinor: line.amountMinor,
             })),
           });
-          return { visitId };
-        });
+        }, { visitId });
         return { ...result, replayed };
       });
     },
@@ -688,8 +686,7 @@ function registerVisitMutations(builder: Builder) {
                   FROM visit WHERE customer_id = ${visit.customerId}::uuid AND status = 'COMPLETED') s
             WHERE f.customer_id = ${visit.customerId}::uuid`;
           await emitVisit(emit, 'visit.refunded', updated, { totalMinor: visit.totalMinor, reason });
-          return { visitId };
-        });
+        }, { visitId });
         return { ...result, replayed };
       });
     },

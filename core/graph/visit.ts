@@ -325,6 +325,14 @@ const signatureSchema = z.object({
     .regex(/^data:image\/(png|svg\+xml);base64,[A-Za-z0-9+/=]+$/, 'Signature must be a base64 data: URL of a PNG or SVG image'),
 });
 
+// Built once, not per request: the POS path completes visits all day.
+const completeVisitSchema = z.object({
+  lineItems: z.array(lineItemSchema).min(1, 'A completed visit has at least one line item').max(50),
+  readings: z.array(readingSchema).max(20).nullish(),
+  notes: z.string().max(2000).nullish(),
+  signature: signatureSchema.nullish(),
+});
+
 function registerVisitMutations(builder: Builder) {
   const visitPayload = (t: any) => ({
     visit: t.prismaField({
@@ -570,12 +578,7 @@ function registerVisitMutations(builder: Builder) {
     resolve: async (rawInput, ctx) => {
       const principal = requireCapability(ctx, 'visits:write');
       const input = parseInput(
-        z.object({
-          lineItems: z.array(lineItemSchema).min(1, 'A completed visit has at least one line item').max(50),
-          readings: z.array(readingSchema).max(20).nullish(),
-          notes: z.string().max(2000).nullish(),
-          signature: signatureSchema.nullish(),
-        }),
+        completeVisitSchema,
         {
           ...rawInput,
           lineItems: rawInput.lineItems.map((line) => ({ ...line, serviceId: line.serviceId?.id, productId: line.productId?.id, staffId: line.staffId?.id })),

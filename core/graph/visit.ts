@@ -721,14 +721,19 @@ function assertStatus(status: string, allowed: string[], action: string) {
   }
 }
 
-/** Reads the visit for update (row lock), so concurrent transitions of one visit happen one after the other. */
+/**
+ * The visit, read under a row lock, so concurrent transitions of one visit happen one after the other. Prisma has
+ * no SELECT … FOR UPDATE; an UPDATE takes the same lock and returns the row as it is once the lock is held (a
+ * concurrent change is waited for and then seen), in one statement instead of a lock and a read. Only rows the
+ * caller may see match, so another store's or tenant's visit is never locked, and is "not found" like any other.
+ */
 async function lockVisit(tx: Tx, ctx: Context, visitId: string) {
-  const where = visitWhere(ctx);
-  const principal = requirePrincipal(ctx);
-  const [locked] = await tx.$queryRaw<{ id: string }[]>`SELECT id FROM visit WHERE id = ${visitId}::uuid AND org_id = ${principal.orgId}::uuid FOR UPDATE`;
-  const visit = locked ? await tx.visit.findFirst({ where: { id: visitId, ...where } }) : null;
-  if (!visit) throw notFound(fieldPath('visitId'), 'Visit');
-  return visit;
+  try {
+    return await tx.visit.update({ where: { id: visitId, AND: [visitWhere(ctx)] }, data: { updatedAt: new Date() } });
+  } catch (error) {
+    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2025') throw notFound(fieldPath('visitId'), 'Visit');
+    throw error;
+  }
 }
 
 async function assertStore(tx: Tx, ctx: Context, storeId: string) {

@@ -497,12 +497,10 @@ function registerVisitMutations(builder: Builder) {
       if (!reason || reason.length > 500) throw validationError([{ field: fieldPath('reason'), message: 'Give a reason of at most 500 characters' }]);
       const visitId = input.visitId.id;
       await inTransaction(ctx.platform, ctx.db, principal.orgId, principalKey(principal), async (tx, emit) => {
-        const visit = await lockVisit(tx, ctx, visitId);
-        assertStatus(visit.status, principal.kind === 'CUSTOMER' ? ['BOOKED'] : ['BOOKED', 'CHECKED_IN'], 'cancelled');
-        const updated = await tx.visit.update({
-          where: { id: visitId },
-          data: { status: 'CANCELLED', cancelledAt: new Date(), cancelReason: reason },
-          select: { id: true, storeId: true, customerId: true, scheduledStart: true, staffId: true },
+        const updated = await transitionVisit(tx, ctx, visitId, principal.kind === 'CUSTOMER' ? ['BOOKED'] : ['BOOKED', 'CHECKED_IN'], 'cancelled', {
+          status: 'CANCELLED',
+          cancelledAt: new Date(),
+          cancelReason: reason,
         });
         await emitVisit(emit, 'visit.cancelled', updated, { reason });
       });
@@ -548,13 +546,7 @@ function registerVisitMutations(builder: Builder) {
       const visitId = input.visitId.id;
       return inTransaction(ctx.platform, ctx.db, principal.orgId, principalKey(principal), async (tx, emit) => {
         const { result, replayed } = await idempotent(tx, principal, input.idempotencyKey, 'checkInVisit', { visitId }, async () => {
-          const visit = await lockVisit(tx, ctx, visitId);
-          assertStatus(visit.status, ['BOOKED'], 'checked in');
-          const updated = await tx.visit.update({
-            where: { id: visitId },
-            data: { status: 'CHECKED_IN', checkedInAt: new Date() },
-            select: { id: true, storeId: true, customerId: true, scheduledStart: true, staffId: true },
-          });
+          const updated = await transitionVisit(tx, ctx, visitId, ['BOOKED'], 'checked in', { status: 'CHECKED_IN', checkedInAt: new Date() });
           await emitVisit(emit, 'visit.checkedIn', updated);
         }, { visitId });
         return { ...result, replayed };
@@ -611,24 +603,21 @@ function registerVisitMutations(builder: Builder) {
       const visitId = rawInput.visitId.id;
       return inTransaction(ctx.platform, ctx.db, principal.orgId, principalKey(principal), async (tx, emit) => {
         const { result, replayed } = await idempotent(tx, principal, rawInput.idempotencyKey, 'completeVisit', { visitId, ...input }, async () => {
-          const visit = await lockVisit(tx, ctx, visitId);
-          assertStatus(visit.status, ['CHECKED_IN'], 'completed');
-          const priced = await priceLines(tx, ctx, lines, visit.staffId);
+          // Priced first (the catalogue is not locked): the visit's update below needs the total.
+          const priced = await priceLines(tx, ctx, lines);
           const total = priced.reduce((sum, line) => sum + line.amountMinor, 0);
           const completedAt = new Date();
+          const visit = await transitionVisit(tx, ctx, visitId, ['CHECKED_IN'], 'completed', {
+            status: 'COMPLETED',
+            completedAt,
+            totalMinor: total,
+            notes: input.notes ?? undefined,
+            readings: (input.readings ?? []).map((r) => ({ metric: r.metric, before: r.before ?? null, after: r.after ?? null, unit: r.unit ?? null })),
+            signature: input.signature ? { ...input.signature, signedAt: input.signature.signedAt.toISOString() } : Prisma.DbNull,
+          });
           await tx.visitLine.deleteMany({ where: { visitId } });
-          await tx.visitLine.createMany({ data: priced.map((line, position) => ({ ...line.row, position, orgId: principal.orgId, visitId })) });
-          const updated = await tx.visit.update({
-            where: { id: visitId },
-            data: {
-              status: 'COMPLETED',
-              completedAt,
-              totalMinor: total,
-              notes: input.notes ?? visit.notes,
-              readings: (input.readings ?? []).map((r) => ({ metric: r.metric, before: r.before ?? null, after: r.after ?? null, unit: r.unit ?? null })),
-              signature: input.signature ? { ...input.signature, signedAt: input.signature.signedAt.toISOString() } : Prisma.DbNull,
-            },
-            select: { id: true, storeId: true, customerId: true, scheduledStart: true, staffId: true },
+          await tx.visitLine.createMany({
+            data: priced.map((line, position) => ({ ...line.row, staffId: line.row.staffId ?? visit.staffId, position, orgId: principal.orgId, visitId })),
           });
           await tx.$executeRaw`
             INSERT INTO customer_fact (customer_id, org_id, visit_count, first_visit_at, last_visit_at, total_spend_minor)
@@ -638,7 +627,7 @@ function registerVisitMutations(builder: Builder) {
               first_visit_at = LEAST(customer_fact.first_visit_at, EXCLUDED.first_visit_at),
               last_visit_at = GREATEST(customer_fact.last_visit_at, EXCLUDED.last_visit_at),
               total_spend_minor = customer_fact.total_spend_minor + EXCLUDED.total_spend_minor`;
-          await emitVisit(emit, 'visit.completed', updated, {
+          await emitVisit(emit, 'visit.completed', visit, {
             completedAt: completedAt.toISOString(),
             totalMinor: total,
             currency,
@@ -673,13 +662,7 @@ function registerVisitMutations(builder: Builder) {
       const visitId = input.visitId.id;
       return inTransaction(ctx.platform, ctx.db, principal.orgId, principalKey(principal), async (tx, emit) => {
         const { result, replayed } = await idempotent(tx, principal, input.idempotencyKey, 'refundVisit', { visitId, reason }, async () => {
-          const visit = await lockVisit(tx, ctx, visitId);
-          assertStatus(visit.status, ['COMPLETED'], 'refunded');
-          const updated = await tx.visit.update({
-            where: { id: visitId },
-            data: { status: 'REFUNDED', refundedAt: new Date(), refundReason: reason },
-            select: { id: true, storeId: true, customerId: true, scheduledStart: true, staffId: true },
-          });
+          const visit = await transitionVisit(tx, ctx, visitId, ['COMPLETED'], 'refunded', { status: 'REFUNDED', refundedAt: new Date(), refundReason: reason });
           // Recomputed from the visits themselves: first/last visit may move when the refunded one was either.
           await tx.$executeRaw`
             UPDATE customer_fact f SET visit_count = s.visits, total_spend_minor = s.spend,
@@ -688,7 +671,7 @@ function registerVisitMutations(builder: Builder) {
                          min(completed_at) AS first_at, max(completed_at) AS last_at
                   FROM visit WHERE customer_id = ${visit.customerId}::uuid AND status = 'COMPLETED') s
             WHERE f.customer_id = ${visit.customerId}::uuid`;
-          await emitVisit(emit, 'visit.refunded', updated, { totalMinor: visit.totalMinor, reason });
+          await emitVisit(emit, 'visit.refunded', visit, { totalMinor: visit.totalMinor, reason });
         }, { visitId });
         return { ...result, replayed };
       });
@@ -736,6 +719,23 @@ async function lockVisit(tx: Tx, ctx: Context, visitId: string) {
   }
 }
 
+/**
+ * Moves a visit that is in one of `from` to its next state in one statement: the UPDATE matches only a visit the
+ * caller may see, in an allowed state, and takes its row lock, so concurrent transitions of one visit happen one
+ * after the other (the second waits, then finds the first's state). When nothing matched, a read says why.
+ */
+async function transitionVisit(tx: Tx, ctx: Context, visitId: string, from: VisitStatus[], action: string, data: Prisma.VisitUpdateInput) {
+  try {
+    return await tx.visit.update({ where: { id: visitId, AND: [visitWhere(ctx), { status: { in: from } }] }, data });
+  } catch (error) {
+    if (!(error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2025')) throw error;
+    const visit = await tx.visit.findFirst({ where: { id: visitId, AND: [visitWhere(ctx)] }, select: { status: true } });
+    if (!visit) throw notFound(fieldPath('visitId'), 'Visit');
+    assertStatus(visit.status, from, action);
+    throw conflict('INVALID_STATE', 'The visit changed meanwhile: read it again', fieldPath('visitId'));
+  }
+}
+
 async function assertStore(tx: Tx, ctx: Context, storeId: string) {
   const store = await tx.store.findFirst({ where: { id: storeId, ...orgWhere(ctx) }, select: { id: true } });
   if (!store) throw notFound(fieldPath('storeId'), 'Store');
@@ -753,7 +753,6 @@ async function priceLines(
   tx: Tx,
   ctx: Context,
   lines: { serviceId?: string | null; productId?: string | null; staffId?: string | null; quantity: number; unitPriceMinor: number | null; discountMinor: number }[],
-  visitStaffId: string | null,
 ) {
   const serviceIds = lines.flatMap((l) => (l.serviceId ? [l.serviceId] : []));
   const productIds = lines.flatMap((l) => (l.productId ? [l.productId] : []));
@@ -784,7 +783,7 @@ async function priceLines(
         kind: (line.serviceId ? 'SERVICE' : 'PRODUCT') as 'SERVICE' | 'PRODUCT',
         serviceId: line.serviceId ?? null,
         productId: line.productId ?? null,
-        staffId: line.staffId ?? visitStaffId,
+        staffId: line.staffId ?? null, // null: the visit's staff member, filled in once the visit is read
         description: item.name,
         quantity: line.quantity,
         unitPriceMinor: unit,

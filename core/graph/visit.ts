@@ -705,35 +705,35 @@ function assertStatus(status: string, allowed: string[], action: string) {
 }
 
 /**
- * The visit, read under a row lock, so concurrent transitions of one visit happen one after the other. Prisma has
- * no SELECT … FOR UPDATE; an UPDATE takes the same lock and returns the row as it is once the lock is held (a
- * concurrent change is waited for and then seen), in one statement instead of a lock and a read. Only rows the
- * caller may see match, so another store's or tenant's visit is never locked, and is "not found" like any other.
+ * Updates the visit if the caller may see it and it matches `where`, in one statement that also takes its row lock
+ * (Prisma has no SELECT … FOR UPDATE), so concurrent changes of one visit happen one after the other: a second
+ * waits, then is matched against the first's result. Null when nothing matched; another store's or tenant's visit
+ * is never locked.
  */
-async function lockVisit(tx: Tx, ctx: Context, visitId: string) {
+async function updateVisibleVisit(tx: Tx, ctx: Context, visitId: string, where: Prisma.VisitWhereInput, data: Prisma.VisitUpdateInput) {
   try {
-    return await tx.visit.update({ where: { id: visitId, AND: [visitWhere(ctx)] }, data: { updatedAt: new Date() } });
+    return await tx.visit.update({ where: { id: visitId, AND: [visitWhere(ctx), where] }, data });
   } catch (error) {
-    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2025') throw notFound(fieldPath('visitId'), 'Visit');
+    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2025') return null;
     throw error;
   }
 }
 
-/**
- * Moves a visit that is in one of `from` to its next state in one statement: the UPDATE matches only a visit the
- * caller may see, in an allowed state, and takes its row lock, so concurrent transitions of one visit happen one
- * after the other (the second waits, then finds the first's state). When nothing matched, a read says why.
- */
+/** The visit, read under its row lock, for changes that must read it before they decide (reschedule, no-show). */
+async function lockVisit(tx: Tx, ctx: Context, visitId: string) {
+  const visit = await updateVisibleVisit(tx, ctx, visitId, {}, { updatedAt: new Date() });
+  if (!visit) throw notFound(fieldPath('visitId'), 'Visit');
+  return visit;
+}
+
+/** Moves a visit that is in one of `from` to its next state in one statement; when nothing matched, a read says why. */
 async function transitionVisit(tx: Tx, ctx: Context, visitId: string, from: VisitStatus[], action: string, data: Prisma.VisitUpdateInput) {
-  try {
-    return await tx.visit.update({ where: { id: visitId, AND: [visitWhere(ctx), { status: { in: from } }] }, data });
-  } catch (error) {
-    if (!(error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2025')) throw error;
-    const visit = await tx.visit.findFirst({ where: { id: visitId, AND: [visitWhere(ctx)] }, select: { status: true } });
-    if (!visit) throw notFound(fieldPath('visitId'), 'Visit');
-    assertStatus(visit.status, from, action);
-    throw conflict('INVALID_STATE', 'The visit changed meanwhile: read it again', fieldPath('visitId'));
-  }
+  const updated = await updateVisibleVisit(tx, ctx, visitId, { status: { in: from } }, data);
+  if (updated) return updated;
+  const visit = await tx.visit.findFirst({ where: { id: visitId, AND: [visitWhere(ctx)] }, select: { status: true } });
+  if (!visit) throw notFound(fieldPath('visitId'), 'Visit');
+  assertStatus(visit.status, from, action);
+  throw conflict('INVALID_STATE', 'The visit changed meanwhile: read it again', fieldPath('visitId'));
 }
 
 async function assertStore(tx: Tx, ctx: Context, storeId: string) {

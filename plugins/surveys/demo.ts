@@ -177,8 +177,19 @@ export async function seedSurveysDemo({ tx, orgId, config }: { tx: Tx; orgId: st
     select: { id: true, customerId: true, storeId: true, staffId: true, completedAt: true },
     orderBy: { id: 'asc' },
   });
+  // One case per age, oldest last: a case walks the workflow as far as its age goes (below), so the demo holds
+  // cases at every stage whatever day it is seeded on. (Spread by position among the visits, the ages depended on
+  // the ids drawn, and some days no case was in progress.)
+  const visitAgesDays = [0.3, 1.2, 2.5, 3.5, 6, 15, 25, 40];
+  const byAge = (days: number) => {
+    const at = now.getTime() - days * DAY_MS;
+    return visits.reduce<(typeof visits)[number] | undefined>(
+      (best, v) => (!best || Math.abs(v.completedAt!.getTime() - at) < Math.abs(best.completedAt!.getTime() - at) ? v : best),
+      undefined,
+    );
+  };
   for (const [index, complaint] of filed.entries()) {
-    const visit = visits[Math.floor(((index + 0.5) / filed.length) * visits.length)];
+    const visit = byAge(visitAgesDays[index]!);
     if (!visit) break;
     const openedAt = new Date(Math.min(visit.completedAt!.getTime() + (2 + bucket(visit.id, 40)) * 60 * MINUTE_MS, now.getTime() - 30 * MINUTE_MS));
     const opened = await openComplaint(tx, noEvents, config, {

@@ -3,7 +3,8 @@
  *
  * One organization (so an owner-role server such as PostGraphile sees exactly the rows the API's tenant sees):
  * stores, customers (80% members with a points account and a tier), completed/cancelled/no-show visits over the two
- * years before a fixed anchor date, a points ledger, and a pool of CHECKED_IN visits for the POS workload.
+ * years before a fixed anchor date, a points ledger, and a pool of CHECKED_IN visits (each with its booked service
+ * line) for the POS workload.
  * Every id and value is a function of the row number (md5 / hashtext), so two runs produce identical data.
  *
  * Left out on purpose (not read by any workload): visit lines of historic visits, points lots of historic
@@ -137,6 +138,10 @@ export async function generate(url: string, size: BenchSize, log: (line: string)
              $3::timestamptz, $3::timestamptz, $3::timestamptz
       FROM (SELECT n, pg_temp.member(1 + floor(pg_temp.r('pc', n) * $4::int)::int) AS cust FROM generate_series(1, $5::int) n) x`,
       [ORG_ID, S, ANCHOR, M, P]);
+    // Each booked with its service, the line completion replaces.
+    await step('POS visit lines', `INSERT INTO visit_line (org_id, visit_id, position, kind, service_id, description, quantity, unit_price_minor, amount_minor)
+      SELECT $1, md5('pos' || n)::uuid, 0, 'SERVICE', $2, 'Hydrating facial 补水护理', 1, $3, $3 FROM generate_series(1, $4::int) n`,
+      [ORG_ID, SERVICE_ID, SERVICE_PRICE_MINOR, P]);
     await step('points accounts', `INSERT INTO points_account (membership_id, org_id, customer_id, balance, created_at, updated_at)
       SELECT md5('m' || i)::uuid, $1, md5('c' || i)::uuid, 0, $2::timestamptz - interval '2 years', $2::timestamptz
       FROM generate_series(1, $3::int) i WHERE i % 5 <> 0`, [ORG_ID, ANCHOR, C]);

@@ -359,8 +359,12 @@ BEGIN
   IF v.status IS DISTINCT FROM 'CHECKED_IN' THEN RAISE EXCEPTION 'visit is not CHECKED_IN' USING ERRCODE = 'P0001'; END IF;
   INSERT INTO idempotency_record (org_id, principal_key, key, operation, request_hash, result)
     VALUES (v.org_id, 'postgraphile', p_idempotency_key, 'completeVisit', p_visit_id::text, '{}');
+  DELETE FROM visit_line WHERE visit_id = p_visit_id AND position > 0;
   INSERT INTO visit_line (org_id, visit_id, position, kind, service_id, description, quantity, unit_price_minor, amount_minor)
-    VALUES (v.org_id, p_visit_id, 0, 'SERVICE', '${SERVICE_ID}', 'Hydrating facial 补水护理', 1, v.price_minor, v.price_minor);
+    VALUES (v.org_id, p_visit_id, 0, 'SERVICE', '${SERVICE_ID}', 'Hydrating facial 补水护理', 1, v.price_minor, v.price_minor)
+    ON CONFLICT (visit_id, position) DO UPDATE SET kind = EXCLUDED.kind, service_id = EXCLUDED.service_id,
+      product_id = NULL, description = EXCLUDED.description, quantity = 1,
+      unit_price_minor = EXCLUDED.unit_price_minor, discount_minor = 0, amount_minor = EXCLUDED.amount_minor;
   UPDATE visit SET status = 'COMPLETED', completed_at = now(), total_minor = v.price_minor, updated_at = now()
    WHERE id = p_visit_id RETURNING * INTO done;
   INSERT INTO customer_fact (customer_id, org_id, visit_count, first_visit_at, last_visit_at, total_spend_minor)

@@ -106,8 +106,12 @@ async function completeVisit(visitId: string, key: string) {
     const total: number = visit.price_minor;
     await client.query({
       name: 'pos_line',
-      text: `INSERT INTO visit_line (org_id, visit_id, position, kind, service_id, description, quantity, unit_price_minor, amount_minor)
-             VALUES ($1, $2, 0, 'SERVICE', $3, 'Hydrating facial 补水护理', 1, $4, $4)`,
+      text: `WITH surplus AS (DELETE FROM visit_line WHERE visit_id = $2 AND position > 0)
+             INSERT INTO visit_line (org_id, visit_id, position, kind, service_id, description, quantity, unit_price_minor, amount_minor)
+             VALUES ($1, $2, 0, 'SERVICE', $3, 'Hydrating facial 补水护理', 1, $4, $4)
+             ON CONFLICT (visit_id, position) DO UPDATE SET kind = EXCLUDED.kind, service_id = EXCLUDED.service_id,
+               product_id = NULL, description = EXCLUDED.description, quantity = 1,
+               unit_price_minor = EXCLUDED.unit_price_minor, discount_minor = 0, amount_minor = EXCLUDED.amount_minor`,
       values: [ORG, visitId, SERVICE, total],
     });
     const { rows: [updated] } = await client.query({

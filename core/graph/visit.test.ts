@@ -625,6 +625,19 @@ describe('completeVisit', () => {
     expect(await writer('idempotency_record', 'key', k)).toBe(tx);
   });
 
+  test('what was done replaces what was booked: fewer lines than booked leaves no booked line behind', async () => {
+    const visit = await newVisit({ status: 'CHECKED_IN', start: fromNow(-HOUR) });
+    await api.owner.visitLine.create({
+      data: { orgId: chainId, visitId: visit.id, position: 1, kind: 'SERVICE', serviceId: massage.id, description: 'Massage', quantity: 1, unitPriceMinor: 36800, amountMinor: 36800 },
+    });
+    const payload = await complete(visit.id, key(), { lineItems: [{ productId: gid('Product', sunscreen.id), quantity: 2 }] });
+    expect(payload.userErrors).toEqual([]);
+    expect(payload.visit.services).toEqual([]);
+    expect(payload.visit.lineItems).toMatchObject([{ kind: 'PRODUCT', quantity: 2, amount: { amount: '396.00' }, service: null, product: { id: gid('Product', sunscreen.id) }, staff: { id: gid('Staff', visit.staffId!) } }]);
+    const lines = await api.owner.visitLine.findMany({ where: { visitId: visit.id } });
+    expect(lines.map((l) => [l.position, l.kind, l.productId, l.serviceId, l.amountMinor])).toEqual([[0, 'PRODUCT', sunscreen.id, null, 39600]]);
+  });
+
   test('facts add up over visits; the average ticket rounds half up to the fen', async () => {
     const customer = await newCustomer();
     const first = await newVisit({ status: 'CHECKED_IN', customerId: customer, start: fromNow(-3 * HOUR) });

@@ -1,7 +1,7 @@
 import DataLoader from 'dataloader';
 import { queryFromInfo } from '@pothos/plugin-prisma';
 import { z } from 'zod';
-import { Prisma } from '../db/generated/client.ts';
+import { Prisma, type Visit as VisitRow } from '../db/generated/client.ts';
 import type { Tx } from '../db/clients.ts';
 import { principalKey } from '../auth/policy.ts';
 import { pageCost, type Builder } from '../graphql/builder.ts';
@@ -338,8 +338,10 @@ function registerVisitMutations(builder: Builder) {
     visit: t.prismaField({
       type: 'Visit',
       nullable: true,
-      resolve: (query: object, payload: { visitId?: string }, _args: unknown, ctx: Context) =>
-        payload.visitId ? ctx.db.visit.findFirst({ ...query, where: { id: payload.visitId, ...visitWhere(ctx) } }) : null,
+      resolve: (query: { include?: object; select?: object }, payload: { visitId?: string; row?: VisitRow }, _args: unknown, ctx: Context) => {
+        if (payload.row && selectsColumnsOnly(query)) return payload.row;
+        return payload.visitId ? ctx.db.visit.findFirst({ ...query, where: { id: payload.visitId, ...visitWhere(ctx) } }) : null;
+      },
     }),
   });
 
@@ -496,15 +498,16 @@ function registerVisitMutations(builder: Builder) {
       const reason = input.reason.trim();
       if (!reason || reason.length > 500) throw validationError([{ field: fieldPath('reason'), message: 'Give a reason of at most 500 characters' }]);
       const visitId = input.visitId.id;
-      await inTransaction(ctx.platform, ctx.db, principal.orgId, principalKey(principal), async (tx, emit) => {
+      const row = await inTransaction(ctx.platform, ctx.db, principal.orgId, principalKey(principal), async (tx, emit) => {
         const updated = await transitionVisit(tx, ctx, visitId, principal.kind === 'CUSTOMER' ? ['BOOKED'] : ['BOOKED', 'CHECKED_IN'], 'cancelled', {
           status: 'CANCELLED',
           cancelledAt: new Date(),
           cancelReason: reason,
         });
         await emitVisit(emit, 'visit.cancelled', updated, { reason });
+        return updated;
       });
-      return { visitId };
+      return { visitId, row };
     },
   });
 
@@ -545,11 +548,12 @@ function registerVisitMutations(builder: Builder) {
       const principal = requireCapability(ctx, 'visits:write');
       const visitId = input.visitId.id;
       return inTransaction(ctx.platform, ctx.db, principal.orgId, principalKey(principal), async (tx, emit) => {
+        let row: VisitRow | undefined;
         const { result, replayed } = await idempotent(tx, principal, input.idempotencyKey, 'checkInVisit', { visitId }, async () => {
-          const updated = await transitionVisit(tx, ctx, visitId, ['BOOKED'], 'checked in', { status: 'CHECKED_IN', checkedInAt: new Date() });
-          await emitVisit(emit, 'visit.checkedIn', updated);
+          row = await transitionVisit(tx, ctx, visitId, ['BOOKED'], 'checked in', { status: 'CHECKED_IN', checkedInAt: new Date() });
+          await emitVisit(emit, 'visit.checkedIn', row);
         }, { visitId });
-        return { ...result, replayed };
+        return { ...result, replayed, row };
       });
     },
   });
@@ -602,23 +606,21 @@ function registerVisitMutations(builder: Builder) {
       if (issues.length) throw validationError(issues);
       const visitId = rawInput.visitId.id;
       return inTransaction(ctx.platform, ctx.db, principal.orgId, principalKey(principal), async (tx, emit) => {
+        let row: VisitRow | undefined;
         const { result, replayed } = await idempotent(tx, principal, rawInput.idempotencyKey, 'completeVisit', { visitId, ...input }, async () => {
           // Priced first (the catalogue is not locked): the visit's update below needs the total.
           const priced = await priceLines(tx, ctx, lines);
           const total = priced.reduce((sum, line) => sum + line.amountMinor, 0);
           const completedAt = new Date();
-          const visit = await transitionVisit(tx, ctx, visitId, ['CHECKED_IN'], 'completed', {
+          const visit = (row = await transitionVisit(tx, ctx, visitId, ['CHECKED_IN'], 'completed', {
             status: 'COMPLETED',
             completedAt,
             totalMinor: total,
             notes: input.notes ?? undefined,
             readings: (input.readings ?? []).map((r) => ({ metric: r.metric, before: r.before ?? null, after: r.after ?? null, unit: r.unit ?? null })),
             signature: input.signature ? { ...input.signature, signedAt: input.signature.signedAt.toISOString() } : Prisma.DbNull,
-          });
-          await tx.visitLine.deleteMany({ where: { visitId } });
-          await tx.visitLine.createMany({
-            data: priced.map((line, position) => ({ ...line.row, staffId: line.row.staffId ?? visit.staffId, position, orgId: principal.orgId, visitId })),
-          });
+          }));
+          await replaceLines(tx, principal.orgId, visit, priced.map((line) => line.row));
           await tx.$executeRaw`
             INSERT INTO customer_fact (customer_id, org_id, visit_count, first_visit_at, last_visit_at, total_spend_minor)
             VALUES (${visit.customerId}::uuid, ${principal.orgId}::uuid, 1, ${completedAt}, ${completedAt}, ${total})
@@ -641,7 +643,7 @@ function registerVisitMutations(builder: Builder) {
             })),
           });
         }, { visitId });
-        return { ...result, replayed };
+        return { ...result, replayed, row };
       });
     },
   });
@@ -661,8 +663,9 @@ function registerVisitMutations(builder: Builder) {
       if (!reason || reason.length > 500) throw validationError([{ field: fieldPath('reason'), message: 'Give a reason of at most 500 characters' }]);
       const visitId = input.visitId.id;
       return inTransaction(ctx.platform, ctx.db, principal.orgId, principalKey(principal), async (tx, emit) => {
+        let row: VisitRow | undefined;
         const { result, replayed } = await idempotent(tx, principal, input.idempotencyKey, 'refundVisit', { visitId, reason }, async () => {
-          const visit = await transitionVisit(tx, ctx, visitId, ['COMPLETED'], 'refunded', { status: 'REFUNDED', refundedAt: new Date(), refundReason: reason });
+          const visit = (row = await transitionVisit(tx, ctx, visitId, ['COMPLETED'], 'refunded', { status: 'REFUNDED', refundedAt: new Date(), refundReason: reason }));
           // Recomputed from the visits themselves: first/last visit may move when the refunded one was either.
           await tx.$executeRaw`
             UPDATE customer_fact f SET visit_count = s.visits, total_spend_minor = s.spend,
@@ -673,7 +676,7 @@ function registerVisitMutations(builder: Builder) {
             WHERE f.customer_id = ${visit.customerId}::uuid`;
           await emitVisit(emit, 'visit.refunded', visit, { totalMinor: visit.totalMinor, reason });
         }, { visitId });
-        return { ...result, replayed };
+        return { ...result, replayed, row };
       });
     },
   });
@@ -697,6 +700,15 @@ async function holdSlot<T>(write: () => Promise<T>): Promise<T> {
 }
 
 const VISIT_STATUS_WORDS: Record<string, string> = { BOOKED: 'booked', CHECKED_IN: 'checked in', COMPLETED: 'completed', CANCELLED: 'cancelled', NO_SHOW: 'a no-show', REFUNDED: 'refunded' };
+
+/**
+ * Whether a Pothos query of the Visit type asks for columns only. Then a visit row the mutation already holds answers
+ * its payload; relations (Pothos asks for them in `include`, or in `select` beside columns) need the read.
+ */
+function selectsColumnsOnly(query: { include?: object; select?: object }) {
+  if (query.include && Object.keys(query.include).length) return false;
+  return Object.keys(query.select ?? {}).every((key) => key in Prisma.VisitScalarFieldEnum);
+}
 
 function assertStatus(status: string, allowed: string[], action: string) {
   if (!allowed.includes(status)) {
@@ -799,6 +811,32 @@ async function priceLines(
   const total = priced.reduce((sum, line) => sum + line!.amountMinor, 0);
   if (total > 2_000_000_000) throw validationError([{ field: fieldPath('lineItems'), message: 'Visit total is too large' }]);
   return priced.map((line) => line!);
+}
+
+/**
+ * The visit's lines become `lines` (the booked services are replaced by what was done), in one statement: lines past
+ * the new count are deleted, the others written over by position. The two touch different rows, so their order
+ * inside the statement does not matter.
+ */
+async function replaceLines(
+  tx: Tx,
+  orgId: string,
+  visit: { id: string; staffId: string | null },
+  lines: { kind: 'SERVICE' | 'PRODUCT'; serviceId: string | null; productId: string | null; staffId: string | null; description: string; quantity: number; unitPriceMinor: number; discountMinor: number; amountMinor: number }[],
+) {
+  const rows = lines.map((line, position) => ({ ...line, position, staffId: line.staffId ?? visit.staffId }));
+  await tx.$executeRaw`
+    WITH surplus AS (DELETE FROM visit_line WHERE visit_id = ${visit.id}::uuid AND position >= ${rows.length})
+    INSERT INTO visit_line (org_id, visit_id, position, kind, service_id, product_id, staff_id, description, quantity,
+                            unit_price_minor, discount_minor, amount_minor)
+    SELECT ${orgId}::uuid, ${visit.id}::uuid, l.position, l.kind::line_item_kind, l."serviceId", l."productId", l."staffId",
+           l.description, l.quantity, l."unitPriceMinor", l."discountMinor", l."amountMinor"
+    FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS l(position int, kind text, "serviceId" uuid, "productId" uuid,
+         "staffId" uuid, description text, quantity int, "unitPriceMinor" int, "discountMinor" int, "amountMinor" int)
+    ON CONFLICT (visit_id, position) DO UPDATE SET kind = EXCLUDED.kind, service_id = EXCLUDED.service_id,
+      product_id = EXCLUDED.product_id, staff_id = EXCLUDED.staff_id, description = EXCLUDED.description,
+      quantity = EXCLUDED.quantity, unit_price_minor = EXCLUDED.unit_price_minor, discount_minor = EXCLUDED.discount_minor,
+      amount_minor = EXCLUDED.amount_minor`;
 }
 
 async function emitVisit(

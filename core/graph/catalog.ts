@@ -15,7 +15,7 @@ export function registerCatalog(builder: Builder) {
       name: t.exposeString('name'),
       category: t.expose('category', { type: ServiceCategory }),
       durationMinutes: t.exposeInt('durationMinutes'),
-      price: t.field({ type: 'Money', select: { priceMinor: true }, resolve: (s, _a, ctx) => moneyFor(ctx, s.priceMinor) }),
+      price: t.field({ type: 'Money', resolve: (s, _a, ctx) => moneyFor(ctx, s.priceMinor) }),
       repurchaseCycleDays: t.exposeInt('repurchaseCycleDays', {
         nullable: true,
         description: 'How many days after this service a customer typically comes back for it.',
@@ -34,7 +34,7 @@ export function registerCatalog(builder: Builder) {
     fields: (t) => ({
       sku: t.exposeString('sku'),
       name: t.exposeString('name'),
-      price: t.field({ type: 'Money', select: { priceMinor: true }, resolve: (p, _a, ctx) => moneyFor(ctx, p.priceMinor) }),
+      price: t.field({ type: 'Money', resolve: (p, _a, ctx) => moneyFor(ctx, p.priceMinor) }),
       active: t.exposeBoolean('active'),
     }),
   });

@@ -109,7 +109,6 @@ export function registerCustomer(builder: Builder) {
       name: t.exposeString('name'),
       phone: t.string({
         description: 'E.164. Masked (+86 138****5678) for roles that do not contact customers.',
-        select: { phone: true, id: true },
         resolve: (customer, _args, ctx) => (selfOr(ctx, customer.id, 'customers:contact') ? customer.phone : maskPhone(customer.phone)),
       }),
       birthday: t.expose('birthday', { type: 'Date', nullable: true }),
@@ -117,7 +116,6 @@ export function registerCustomer(builder: Builder) {
       source: t.expose('source', { type: CustomerSource }),
       preferences: t.field({
         type: [Preference],
-        select: { preferences: true },
         resolve: (customer) =>
           Object.entries((customer.preferences ?? {}) as Record<string, string>).map(([key, value]) => ({ key, value: String(value) })),
       }),

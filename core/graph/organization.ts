@@ -45,7 +45,6 @@ export function registerOrganization(builder: Builder) {
       active: t.exposeBoolean('active'),
       phone: t.string({
         nullable: true,
-        select: { phone: true },
         resolve: (staff, _args, ctx) => (can(ctx.principal, 'staff:read') ? staff.phone : null),
       }),
       stores: t.field({

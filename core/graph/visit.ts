@@ -28,8 +28,28 @@ const EARLIEST_BOOKING_SLACK_MS = 15 * 60_000;
 const LATEST_BOOKING_MS = 366 * 24 * 3600_000;
 
 interface VisitPage {
-  ids: string[];
+  visits: VisitRow[];
   hasNextPage: boolean;
+}
+
+/** The visit's columns under their Prisma field names, so a raw row reads like one Prisma returns. */
+const VISIT_COLUMNS = Prisma.raw(
+  Object.keys(Prisma.VisitScalarFieldEnum)
+    .map((field) => {
+      const column = field.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
+      if (field === 'status') return 'status::text AS status';
+      return column === field ? column : `${column} AS "${field}"`;
+    })
+    .join(', '),
+);
+
+/**
+ * Whether a Pothos query of the Visit type asks for columns only. Then visit rows already at hand answer it;
+ * relations (Pothos asks for them in `include`, or in `select` beside columns) need Prisma's read.
+ */
+function selectsColumnsOnly(query: { include?: object; select?: object }) {
+  if (query.include && Object.keys(query.include).length) return false;
+  return Object.keys(query.select ?? {}).every((key) => key in Prisma.VisitScalarFieldEnum);
 }
 
 function encodeCursor(start: Date, id: string): string {
@@ -63,14 +83,14 @@ async function loadVisitPages(
   if (where.id) return new Map();
   const visible = where.customerId ? customerIds.filter((id) => id === where.customerId) : customerIds;
   const stores = (where.storeId as { in: string[] } | undefined)?.in ?? null;
-  const rows = await ctx.db.$queryRaw<{ customer_id: string; id: string; has_more: boolean }[]>(Prisma.sql`
-    SELECT page.customer_id, page.id, page.has_more FROM (
-      SELECT c.id AS customer_id, v.id,
-             row_number() OVER (PARTITION BY c.id ORDER BY v.scheduled_start DESC, v.id DESC) AS position,
-             count(*) OVER (PARTITION BY c.id) > ${options.first} AS has_more
+  const rows = await ctx.db.$queryRaw<(VisitRow & { pagePosition: bigint; pageHasMore: boolean })[]>(Prisma.sql`
+    SELECT * FROM (
+      SELECT v.*,
+             row_number() OVER (PARTITION BY c.id ORDER BY v."scheduledStart" DESC, v.id DESC) AS "pagePosition",
+             count(*) OVER (PARTITION BY c.id) > ${options.first} AS "pageHasMore"
       FROM unnest(${visible as string[]}::uuid[]) AS c(id)
       CROSS JOIN LATERAL (
-        SELECT id, scheduled_start FROM visit
+        SELECT ${VISIT_COLUMNS} FROM visit
         WHERE customer_id = c.id AND org_id = ${principal.orgId}::uuid
           AND (${stores}::uuid[] IS NULL OR store_id = ANY(${stores}::uuid[]))
           AND (${options.statuses}::visit_status[] IS NULL OR status = ANY(${options.statuses}::visit_status[]))
@@ -80,13 +100,13 @@ async function loadVisitPages(
         LIMIT ${options.first + 1}
       ) v
     ) page
-    WHERE page.position <= ${options.first}
-    ORDER BY page.customer_id, page.position`);
+    WHERE page."pagePosition" <= ${options.first}
+    ORDER BY page."customerId", page."pagePosition"`);
   const pages = new Map<string, VisitPage>();
-  for (const row of rows) {
-    const page = pages.get(row.customer_id) ?? { ids: [], hasNextPage: row.has_more };
-    page.ids.push(row.id);
-    pages.set(row.customer_id, page);
+  for (const { pagePosition: _position, pageHasMore, ...visit } of rows) {
+    const page = pages.get(visit.customerId) ?? { visits: [], hasNextPage: pageHasMore };
+    page.visits.push(visit);
+    pages.set(visit.customerId, page);
   }
   return pages;
 }
@@ -124,9 +144,9 @@ export function registerVisit(builder: Builder) {
       kind: t.expose('kind', { type: LineItemKind }),
       description: t.exposeString('description'),
       quantity: t.exposeInt('quantity'),
-      unitPrice: t.field({ type: 'Money', select: { unitPriceMinor: true }, resolve: (l, _a, ctx) => moneyFor(ctx, l.unitPriceMinor) as never }),
-      discount: t.field({ type: 'Money', select: { discountMinor: true }, resolve: (l, _a, ctx) => moneyFor(ctx, l.discountMinor) as never }),
-      amount: t.field({ type: 'Money', select: { amountMinor: true }, resolve: (l, _a, ctx) => moneyFor(ctx, l.amountMinor) as never }),
+      unitPrice: t.field({ type: 'Money', resolve: (l, _a, ctx) => moneyFor(ctx, l.unitPriceMinor) as never }),
+      discount: t.field({ type: 'Money', resolve: (l, _a, ctx) => moneyFor(ctx, l.discountMinor) as never }),
+      amount: t.field({ type: 'Money', resolve: (l, _a, ctx) => moneyFor(ctx, l.amountMinor) as never }),
       service: t.relation('service', { nullable: true }),
       product: t.relation('product', { nullable: true }),
       staff: t.relation('staff', { nullable: true, description: 'Who performed or sold it.' }),
@@ -160,11 +180,10 @@ export function registerVisit(builder: Builder) {
       }),
       readings: t.field({
         type: [ServiceReading],
-        select: { readings: true },
         resolve: (visit) => (visit.readings ?? []) as never,
       }),
-      signature: t.field({ type: Signature, nullable: true, select: { signature: true }, resolve: (visit) => visit.signature as never }),
-      total: t.field({ type: 'Money', select: { totalMinor: true }, resolve: (v, _a, ctx) => moneyFor(ctx, v.totalMinor) as never }),
+      signature: t.field({ type: Signature, nullable: true, resolve: (visit) => visit.signature as never }),
+      total: t.field({ type: 'Money', resolve: (v, _a, ctx) => moneyFor(ctx, v.totalMinor) as never }),
     }),
   });
 
@@ -246,14 +265,13 @@ export function registerVisit(builder: Builder) {
     return new DataLoader<string, ReturnType<typeof toConnection>>(async (customerIds) => {
       if (customerIds.length === 1) return [await oneCustomerVisits(ctx, query, customerIds[0]!, options)];
       const pages = await loadVisitPages(ctx, customerIds, options);
-      const ids = [...pages.values()].flatMap((page) => page.ids);
-      const visits = ids.length
-        ? await ctx.db.visit.findMany({ ...query, where: { id: { in: ids } } } as Prisma.VisitFindManyArgs)
-        : [];
+      // Relations asked for are read by Prisma, for the page's visits only; columns come with the page.
+      const ids = selectsColumnsOnly(query) ? [] : [...pages.values()].flatMap((page) => page.visits.map((visit) => visit.id));
+      const visits = ids.length ? await ctx.db.visit.findMany({ ...query, where: { id: { in: ids } } } as Prisma.VisitFindManyArgs) : [];
       const byId = new Map(visits.map((visit) => [visit.id, visit]));
       return customerIds.map((customerId) => {
-        const page = pages.get(customerId) ?? { ids: [], hasNextPage: false };
-        return toConnection(page.ids.map((id) => byId.get(id)!), page.hasNextPage, options.after !== null);
+        const page = pages.get(customerId) ?? { visits: [], hasNextPage: false };
+        return toConnection(page.visits.map((visit) => byId.get(visit.id) ?? visit), page.hasNextPage, options.after !== null);
       });
     });
   }
@@ -700,15 +718,6 @@ async function holdSlot<T>(write: () => Promise<T>): Promise<T> {
 }
 
 const VISIT_STATUS_WORDS: Record<string, string> = { BOOKED: 'booked', CHECKED_IN: 'checked in', COMPLETED: 'completed', CANCELLED: 'cancelled', NO_SHOW: 'a no-show', REFUNDED: 'refunded' };
-
-/**
- * Whether a Pothos query of the Visit type asks for columns only. Then a visit row the mutation already holds answers
- * its payload; relations (Pothos asks for them in `include`, or in `select` beside columns) need the read.
- */
-function selectsColumnsOnly(query: { include?: object; select?: object }) {
-  if (query.include && Object.keys(query.include).length) return false;
-  return Object.keys(query.select ?? {}).every((key) => key in Prisma.VisitScalarFieldEnum);
-}
 
 function assertStatus(status: string, allowed: string[], action: string) {
   if (!allowed.includes(status)) {

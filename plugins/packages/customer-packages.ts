@@ -191,7 +191,7 @@ export function registerCustomerPackages(builder: Builder) {
         description: 'The visit it was sold on (null for staff of other stores).',
         resolve: (p, _a, ctx) => visitLoader(ctx).load(p.visitId) as never,
       }),
-      price: t.field({ type: 'Money', select: { priceMinor: true }, resolve: (p, _a, ctx) => moneyFor(ctx, p.priceMinor) }),
+      price: t.field({ type: 'Money', resolve: (p, _a, ctx) => moneyFor(ctx, p.priceMinor) }),
       purchasedAt: t.expose('purchasedAt', { type: 'DateTime' }),
       expiresAt: t.expose('expiresAt', { type: 'DateTime', description: 'The end of the last valid local day at the store that sold it.' }),
       frozenAt: t.expose('frozenAt', { type: 'DateTime', nullable: true }),

@@ -34,7 +34,7 @@ export function registerTemplates(builder: Builder) {
     fields: (t) => ({
       name: t.exposeString('name'),
       description: t.exposeString('description', { nullable: true }),
-      price: t.field({ type: 'Money', select: { priceMinor: true }, resolve: (p, _a, ctx) => moneyFor(ctx, p.priceMinor) }),
+      price: t.field({ type: 'Money', resolve: (p, _a, ctx) => moneyFor(ctx, p.priceMinor) }),
       validityMonths: t.exposeInt('validityMonths', { description: 'Valid until the end of the same local day this many months after the sale.' }),
       trial: t.exposeBoolean('trial', { description: 'A trial pack: each customer may buy it once.' }),
       followUpDays: t.exposeIntList('followUpDays', { description: 'Follow-ups (days) scheduled when the course\'s last session is used.' }),

@@ -166,8 +166,11 @@ export function createApp({ platform, schema, verifier, production }: ServerOpti
           rootValue: {
             execute,
             subscribe,
-            // Everything a subscription's results depend on: the operation, its variables and who asks.
-            shareKey: JSON.stringify([params.query, params.operationName ?? null, params.variables ?? null, ctx.extra.principal ?? null]),
+            // Everything a subscription's results depend on: the operation, its variables and who asks
+            // (computed only for subscriptions, the one kind of operation that shares).
+            get shareKey() {
+              return JSON.stringify([params.query, params.operationName ?? null, params.variables ?? null, ctx.extra.principal ?? null]);
+            },
           } satisfies EnvelopedRoot,
         } as ExecutionArgs;
       },

@@ -8,6 +8,7 @@ import { pageCost, type Builder } from '../graphql/builder.ts';
 import { loader, requirePrincipal, type Context } from '../graphql/context.ts';
 import { conflict, fieldPath, notFound, parseInput, pgErrorCode, validationError } from '../graphql/errors.ts';
 import { defineMutation } from '../graphql/mutation.ts';
+import { selectsColumnsOnly } from '../graphql/selection.ts';
 import { inTransaction, type Emit } from '../events/outbox.ts';
 import { assertStoreInScope, customerWhere, orgWhere, requireCapability, visitWhere } from './access.ts';
 import { idempotent } from './idempotency.ts';
@@ -42,15 +43,6 @@ const VISIT_COLUMNS = Prisma.raw(
     })
     .join(', '),
 );
-
-/**
- * Whether a Pothos query of the Visit type asks for columns only. Then visit rows already at hand answer it;
- * relations (Pothos asks for them in `include`, or in `select` beside columns) need Prisma's read.
- */
-function selectsColumnsOnly(query: { include?: object; select?: object }) {
-  if (query.include && Object.keys(query.include).length) return false;
-  return Object.keys(query.select ?? {}).every((key) => key in Prisma.VisitScalarFieldEnum);
-}
 
 function encodeCursor(start: Date, id: string): string {
   return Buffer.from(JSON.stringify([start.toISOString(), id])).toString('base64url');
@@ -266,7 +258,7 @@ export function registerVisit(builder: Builder) {
       if (customerIds.length === 1) return [await oneCustomerVisits(ctx, query, customerIds[0]!, options)];
       const pages = await loadVisitPages(ctx, customerIds, options);
       // Relations asked for are read by Prisma, for the page's visits only; columns come with the page.
-      const ids = selectsColumnsOnly(query) ? [] : [...pages.values()].flatMap((page) => page.visits.map((visit) => visit.id));
+      const ids = selectsColumnsOnly(query, Prisma.VisitScalarFieldEnum) ? [] : [...pages.values()].flatMap((page) => page.visits.map((visit) => visit.id));
       const visits = ids.length ? await ctx.db.visit.findMany({ ...query, where: { id: { in: ids } } } as Prisma.VisitFindManyArgs) : [];
       const byId = new Map(visits.map((visit) => [visit.id, visit]));
       return customerIds.map((customerId) => {
@@ -357,7 +349,7 @@ function registerVisitMutations(builder: Builder) {
       type: 'Visit',
       nullable: true,
       resolve: (query: { include?: object; select?: object }, payload: { visitId?: string; row?: VisitRow }, _args: unknown, ctx: Context) => {
-        if (payload.row && selectsColumnsOnly(query)) return payload.row;
+        if (payload.row && selectsColumnsOnly(query, Prisma.VisitScalarFieldEnum)) return payload.row;
         return payload.visitId ? ctx.db.visit.findFirst({ ...query, where: { id: payload.visitId, ...visitWhere(ctx) } }) : null;
       },
     }),

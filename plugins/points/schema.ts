@@ -4,14 +4,17 @@ import { z } from 'zod';
 import { can, principalKey, storeScope } from '../../core/auth/policy.ts';
 import type { Principal } from '../../core/auth/principal.ts';
 import type { Tx } from '../../core/db/clients.ts';
+import { Prisma, type PointsAccount } from '../../core/db/generated/client.ts';
 import { inTransaction } from '../../core/events/outbox.ts';
 import { assertStoreInScope, customerWhere, orgWhere, requireCapability } from '../../core/graph/access.ts';
+import { loadCustomerRow, type CustomerRowSource } from '../../core/graph/customer-rows.ts';
 import { idempotent } from '../../core/graph/idempotency.ts';
 import { organizationEvents } from '../../core/graph/subscriptions.ts';
 import type { Builder } from '../../core/graphql/builder.ts';
 import { loader, requirePrincipal, type Context } from '../../core/graphql/context.ts';
 import { fieldPath, notFound, parseInput, validationError } from '../../core/graphql/errors.ts';
 import { defineMutation } from '../../core/graphql/mutation.ts';
+import { selectsColumnsOnly } from '../../core/graphql/selection.ts';
 import type { SchemaContext } from '../../core/plugin/contract.ts';
 import type { PointsConfig } from './config.ts';
 import { pointsError, registerPointsErrors } from './errors.ts';
@@ -42,6 +45,16 @@ async function memberAccount(tx: Tx, principal: Principal, customerId: string): 
   if (!account) throw pointsError('ValidationError', 'NOT_A_MEMBER', 'The customer is not a member: enrol them first', {}, fieldPath('customerId'));
   return account;
 }
+
+/** The member's account, read beside other plugins' per-customer rows (core/graph/customer-rows.ts). */
+const accountRow: CustomerRowSource<PointsAccount> = {
+  name: 'points.account',
+  subquery: (ctx) => Prisma.sql`
+    SELECT json_build_object('membershipId', a.membership_id, 'orgId', a.org_id, 'customerId', a.customer_id, 'balance', a.balance,
+                             'createdAt', a.created_at, 'updatedAt', a.updated_at)
+    FROM points_account a WHERE a.customer_id = c.id AND a.org_id = ${requirePrincipal(ctx).orgId}::uuid`,
+  parse: (row) => ({ ...(row as unknown as PointsAccount), createdAt: new Date(row.createdAt as string), updatedAt: new Date(row.updatedAt as string) }),
+};
 
 /** Staff act at one of their stores (defaulting to their first); customers at their home store. */
 function actingStore(principal: Principal, storeId: string | undefined, homeStoreId: string | null): string | null {
@@ -144,6 +157,7 @@ export function registerPointsSchema(builder: Builder, { config, contributions }
       nullable: true,
       description: 'Loyalty points (null for a customer who is not a member).',
       resolve: (query, customer, _args, ctx) =>
+        selectsColumnsOnly(query, Prisma.PointsAccountScalarFieldEnum) ? loadCustomerRow(ctx, accountRow, customer.id) as never :
         // The query shape keys the loader; a ledger page's cursor is a BigInt id, which JSON.stringify refuses.
         loader(ctx, `Customer.points:${JSON.stringify(query, (_key, value) => (typeof value === 'bigint' ? value.toString() : value))}`, () =>
           new DataLoader<string, unknown>(async (customerIds) => {

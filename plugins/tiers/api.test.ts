@@ -180,6 +180,30 @@ describe('reading tiers', () => {
     expect(at50.statements).toBe(at10.statements);
     console.log(`tiers: ${at10.statements} statements for 10 customers with tier, progress and history; ${at50.statements} for 50`);
   });
+
+  test('a member\'s storefront costs 3 statements: the tier and the points balance come in one, with other plugins\' rows', async () => {
+    // The demo customer (a Gold member) on their own storefront, with points from a visit.
+    await completeViaApi(world, (world.api.principals.CUSTOMER as { customerId: string }).customerId, '100.00');
+    await world.api.drainJobs();
+    const member = (await call(world.api, '{ viewer { customer { id membership { tier { code } } points { balance } } } }', {}, 'CUSTOMER')).customer;
+    expect(member.membership.tier.code).toBe('GOLD');
+    const storefront = `query($id: ID!) { node(id: $id) { ... on Customer { id name membership { tier { code name } } points { balance }
+      visits(first: 10) { edges { node { id status scheduledStart total { amount currencyCode } } } } } } }`;
+    const stats = world.api.running.platform.dbs.stats;
+    await world.api.gql(storefront, { id: member.id }, 'CUSTOMER');
+    stats.trace = [];
+    const result = await world.api.gql(storefront, { id: member.id }, 'CUSTOMER');
+    const statements = stats.trace.filter((s) => !s.sql.includes("set_config('app.org_id'"));
+    stats.trace = null;
+    expect(result.errors).toBeUndefined();
+    expect(result.data.node).toMatchObject({ membership: { tier: { code: member.membership.tier.code } }, points: { balance: member.points.balance } });
+    expect(result.data.node.visits.edges.length).toBeGreaterThan(0);
+    // the customer with membership, the tier state and points account together, the visits
+    expect(statements.length).toBe(3);
+    // Asking for the account's lots too goes through Prisma and gives the same balance.
+    const withLots = await call(world.api, `query($id: ID!) { node(id: $id) { ... on Customer { points { balance lots { remaining } } } } }`, { id: member.id }, 'CUSTOMER');
+    expect(withLots.points.balance).toBe(member.points.balance);
+  });
 });
 
 describe('recordTierTask', () => {

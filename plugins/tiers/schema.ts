@@ -5,9 +5,11 @@ import { z } from 'zod';
 import { can, principalKey, storeScope } from '../../core/auth/policy.ts';
 import { isUuid, type Principal } from '../../core/auth/principal.ts';
 import type { Tx } from '../../core/db/clients.ts';
+import { Prisma } from '../../core/db/generated/client.ts';
 import { inTransaction } from '../../core/events/outbox.ts';
 import type { DomainEvent } from '../../core/events/outbox.ts';
 import { customerWhere, orgWhere, requireCapability } from '../../core/graph/access.ts';
+import { loadCustomerRow, type CustomerRowSource } from '../../core/graph/customer-rows.ts';
 import { idempotent } from '../../core/graph/idempotency.ts';
 import { localDate } from '../../core/graph/membership.ts';
 import { moneyFor, toMinorUnits } from '../../core/graph/money.ts';
@@ -73,7 +75,7 @@ function ladderOf(ctx: Context): Promise<Ladder> {
 /**
  * Ladders this process has loaded, per platform and organization, with the version each had. A ladder changes
  * only through setTierLadder, which rewrites every level it keeps (updated_at) and deletes the others, so the
- * newest updated_at with the number of levels names a version; member rows carry it (`memberStates`).
+ * newest updated_at with the number of levels names a version; member rows carry it (`memberRow`).
  */
 const ladderCaches = new WeakMap<object, Map<string, { version: string; ladder: Promise<Ladder> }>>();
 
@@ -96,40 +98,31 @@ function ladderAt(ctx: Context, version: string): Promise<Ladder> {
   return ladder;
 }
 
-/** Membership status and tier state of many customers in one statement (null for non-members). */
-function memberStates(ctx: Context) {
-  const principal = requirePrincipal(ctx);
-  return loader(ctx, 'tiers:state', () =>
-    new DataLoader<string, MemberRow | null>(async (customerIds) => {
-      const rows = await ctx.db.$queryRaw<
-        { customer_id: string; status: string; earned_tier_id: string | null; earned_since: Date | null; below_since: Date | null; override_tier_id: string | null; override_until: Date | null; override_reason: string | null; override_by: string | null; ladder_version: string }[]
-      >`
-        SELECT m.customer_id, m.status::text AS status, s.earned_tier_id, s.earned_since, s.below_since, s.override_tier_id,
-               s.override_until, s.override_reason, s.override_by, ladder.version AS ladder_version
-        FROM membership m LEFT JOIN tier_state s ON s.customer_id = m.customer_id
-        CROSS JOIN (SELECT count(*) || '/' || coalesce(max(updated_at)::text, '') AS version FROM tier_level WHERE org_id = ${principal.orgId}::uuid) ladder
-        WHERE m.customer_id = ANY(${customerIds as string[]}::uuid[]) AND m.org_id = ${principal.orgId}::uuid`;
-      const byId = new Map(
-        rows.map((r) => [
-          r.customer_id,
-          {
-            customerId: r.customer_id,
-            orgId: principal.orgId,
-            status: r.status,
-            earnedTierId: r.earned_tier_id,
-            earnedSince: r.earned_since,
-            belowSince: r.below_since,
-            overrideTierId: r.override_tier_id,
-            overrideUntil: r.override_until,
-            overrideReason: r.override_reason,
-            overrideBy: r.override_by,
-            ladderVersion: r.ladder_version,
-          },
-        ]),
-      );
-      return customerIds.map((id) => byId.get(id) ?? null);
-    }),
-  );
+const date = (value: unknown) => (value == null ? null : new Date(value as string));
+
+/** Membership status and tier state of a customer (null for non-members), read beside other plugins' per-customer rows. */
+const memberRow: CustomerRowSource<MemberRow> = {
+  name: 'tiers.member',
+  subquery: (ctx) => {
+    const { orgId } = requirePrincipal(ctx);
+    return Prisma.sql`
+      SELECT json_build_object('customerId', m.customer_id, 'orgId', m.org_id, 'status', m.status, 'earnedTierId', s.earned_tier_id,
+               'earnedSince', s.earned_since, 'belowSince', s.below_since, 'overrideTierId', s.override_tier_id,
+               'overrideUntil', s.override_until, 'overrideReason', s.override_reason, 'overrideBy', s.override_by,
+               'ladderVersion', (SELECT count(*) || '/' || coalesce(max(updated_at)::text, '') FROM tier_level WHERE org_id = ${orgId}::uuid))
+      FROM membership m LEFT JOIN tier_state s ON s.customer_id = m.customer_id
+      WHERE m.customer_id = c.id AND m.org_id = ${orgId}::uuid`;
+  },
+  parse: (row) => ({
+    ...(row as unknown as MemberRow),
+    earnedSince: date(row.earnedSince),
+    belowSince: date(row.belowSince),
+    overrideUntil: date(row.overrideUntil),
+  }),
+};
+
+function memberState(ctx: Context, customerId: string) {
+  return loadCustomerRow(ctx, memberRow, customerId);
 }
 
 function progressOf(ctx: Context, config: TiersConfig) {
@@ -138,10 +131,10 @@ function progressOf(ctx: Context, config: TiersConfig) {
     new DataLoader<string, Progress | null>(async (customerIds) => {
       const ladder = await ladderOf(ctx);
       if (ladder.empty) return customerIds.map(() => null);
-      const states = await memberStates(ctx).loadMany(customerIds);
+      const states = await Promise.all(customerIds.map((id) => memberState(ctx, id)));
       const members = customerIds.filter((_, index) => {
         const state = states[index];
-        return state && !(state instanceof Error) && state.status === 'ACTIVE';
+        return state?.status === 'ACTIVE';
       });
       const at = new Date();
       const { timezone } = await ctx.platform.orgSettings(principal.orgId);
@@ -412,7 +405,7 @@ export function registerTiersSchema(builder: Builder, { config }: SchemaContext<
       description: 'The member\'s tier now (null below the lowest tier, for an inactive membership, or without a ladder).',
       resolve: async (membership, _args, ctx) => {
         if (membership.status !== 'ACTIVE') return null;
-        const state = await memberStates(ctx).load(membership.customerId);
+        const state = await memberState(ctx, membership.customerId);
         const tierId = effectiveTierId(state);
         return tierId && state ? ((await ladderAt(ctx, state.ladderVersion)).get(tierId) as never) : null;
       },

@@ -138,7 +138,7 @@ export async function generate(url: string, size: BenchSize, log: (line: string)
              $3::timestamptz, $3::timestamptz, $3::timestamptz
       FROM (SELECT n, pg_temp.member(1 + floor(pg_temp.r('pc', n) * $4::int)::int) AS cust FROM generate_series(1, $5::int) n) x`,
       [ORG_ID, S, ANCHOR, M, P]);
-    // Each booked with its service, the line completion replaces.
+    // Each with the line of its booked service, which completion replaces.
     await step('POS visit lines', `INSERT INTO visit_line (org_id, visit_id, position, kind, service_id, description, quantity, unit_price_minor, amount_minor)
       SELECT $1, md5('pos' || n)::uuid, 0, 'SERVICE', $2, 'Hydrating facial 补水护理', 1, $3, $3 FROM generate_series(1, $4::int) n`,
       [ORG_ID, SERVICE_ID, SERVICE_PRICE_MINOR, P]);

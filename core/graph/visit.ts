@@ -257,13 +257,15 @@ export function registerVisit(builder: Builder) {
     return new DataLoader<string, ReturnType<typeof toConnection>>(async (customerIds) => {
       if (customerIds.length === 1) return [await oneCustomerVisits(ctx, query, customerIds[0]!, options)];
       const pages = await loadVisitPages(ctx, customerIds, options);
-      // Relations asked for are read by Prisma, for the page's visits only; columns come with the page.
-      const ids = selectsColumnsOnly(query, Prisma.VisitScalarFieldEnum) ? [] : [...pages.values()].flatMap((page) => page.visits.map((visit) => visit.id));
+      // Columns come with the page; relations asked for are read by Prisma, for the page's visits only.
+      const columnsOnly = selectsColumnsOnly(query, Prisma.VisitScalarFieldEnum);
+      const ids = columnsOnly ? [] : [...pages.values()].flatMap((page) => page.visits.map((visit) => visit.id));
       const visits = ids.length ? await ctx.db.visit.findMany({ ...query, where: { id: { in: ids } } } as Prisma.VisitFindManyArgs) : [];
       const byId = new Map(visits.map((visit) => [visit.id, visit]));
       return customerIds.map((customerId) => {
         const page = pages.get(customerId) ?? { visits: [], hasNextPage: false };
-        return toConnection(page.visits.map((visit) => byId.get(visit.id) ?? visit), page.hasNextPage, options.after !== null);
+        const nodes = columnsOnly ? page.visits : page.visits.flatMap((visit) => byId.get(visit.id) ?? []);
+        return toConnection(nodes, page.hasNextPage, options.after !== null);
       });
     });
   }

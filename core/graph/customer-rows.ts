@@ -33,7 +33,7 @@ function customerRows(ctx: Context) {
         const sources = [...new Map(keys.map((key) => [key.source.name, key.source])).values()];
         const column = new Map(sources.map((source, index) => [source.name, `s${index}`]));
         const customerIds = [...new Set(keys.map((key) => key.customerId))];
-        const columns = sources.map((source, index) => Prisma.sql`(${source.subquery(ctx)}) AS ${Prisma.raw(`"s${index}"`)}`);
+        const columns = sources.map((source) => Prisma.sql`(${source.subquery(ctx)}) AS ${Prisma.raw(`"${column.get(source.name)}"`)}`);
         const rows = await ctx.db.$queryRaw<Record<string, unknown>[]>`
           SELECT c.id::text AS "customerId", ${Prisma.join(columns)} FROM unnest(${customerIds}::uuid[]) AS c(id)`;
         const byCustomer = new Map(rows.map((row) => [row.customerId as string, row]));

@@ -798,7 +798,7 @@ async function priceLines(
         kind: (line.serviceId ? 'SERVICE' : 'PRODUCT') as 'SERVICE' | 'PRODUCT',
         serviceId: line.serviceId ?? null,
         productId: line.productId ?? null,
-        staffId: line.staffId ?? null, // null: the visit's staff member, filled in once the visit is read
+        staffId: line.staffId ?? null, // null: the visit's staff member (replaceLines fills it in)
         description: item.name,
         quantity: line.quantity,
         unitPriceMinor: unit,

@@ -156,16 +156,18 @@ export function registerPointsSchema(builder: Builder, { config, contributions }
       type: 'PointsAccount',
       nullable: true,
       description: 'Loyalty points (null for a customer who is not a member).',
-      resolve: (query, customer, _args, ctx) =>
-        selectsColumnsOnly(query, Prisma.PointsAccountScalarFieldEnum) ? loadCustomerRow(ctx, accountRow, customer.id) as never :
-        // The query shape keys the loader; a ledger page's cursor is a BigInt id, which JSON.stringify refuses.
-        loader(ctx, `Customer.points:${JSON.stringify(query, (_key, value) => (typeof value === 'bigint' ? value.toString() : value))}`, () =>
+      resolve: (query, customer, _args, ctx) => {
+        if (selectsColumnsOnly(query, Prisma.PointsAccountScalarFieldEnum)) return loadCustomerRow(ctx, accountRow, customer.id) as never;
+        // Relations asked for (lots, the ledger): Prisma reads them. The query shape keys the loader; a ledger page's
+        // cursor is a BigInt id, which JSON.stringify refuses.
+        return loader(ctx, `Customer.points:${JSON.stringify(query, (_key, value) => (typeof value === 'bigint' ? value.toString() : value))}`, () =>
           new DataLoader<string, unknown>(async (customerIds) => {
             const accounts = await ctx.db.pointsAccount.findMany({ ...(query as object), where: { customerId: { in: [...customerIds] } } });
             const byCustomer = new Map(accounts.map((account) => [account.customerId, account]));
             return customerIds.map((id) => byCustomer.get(id) ?? null);
           }),
-        ).load(customer.id) as never,
+        ).load(customer.id) as never;
+      },
     }),
   );
 

@@ -32,7 +32,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BENCH = fileURLToPath(new URL('.', import.meta.url));
 const PG4_DIR = join(BENCH, 'postgraphile4');
 
-export const WORKLOADS = ['a', 'b50', 'b200', 'c', 'd', 'e'] as const;
+export const WORKLOADS = ['a', 'b50', 'b200', 'c', 'd', 'e', 'floor'] as const;
 export type Workload = (typeof WORKLOADS)[number];
 type ServerKind = 'api' | 'raw' | 'postgraphile';
 
@@ -90,6 +90,26 @@ export interface SubscriptionFigures {
   heapKbPerSubscriber: number;
 }
 
+/** One layer of the fixed stack alone (bench/floor-server.ts). */
+export interface FloorFigures {
+  layer: FloorLayer;
+  label: string;
+  requests: number;
+  rps: number;
+  p50: number;
+  cpuMsPerRequest: number;
+  failures: number;
+}
+
+const FLOOR_LAYERS = {
+  http: 'node:http, a constant JSON answer',
+  yoga: 'graphql-yoga, one field resolving to a constant',
+  pg: 'node:http + pg: one customer by id (named prepared statement)',
+  prisma: 'node:http + Prisma: the same customer by findUnique (named statement)',
+  yogaPrisma: 'graphql-yoga + Prisma: `customer(id)` resolved by that findUnique',
+} as const;
+type FloorLayer = keyof typeof FLOOR_LAYERS;
+
 export interface PosInvariants {
   server: string;
   completed: number;
@@ -103,6 +123,7 @@ export interface BenchResult {
   data: GeneratedData;
   figures: Figures[];
   subscriptions: SubscriptionFigures[];
+  floor: FloorFigures[];
   pos: PosInvariants[];
   ledger: { mismatched: number; negative: number; accounts: number };
   hq: { psqlMs: number[]; rawServerMs: number | null; statement: boolean; note: string } | null;
@@ -421,6 +442,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const skipped: string[] = [];
   const figures: Figures[] = [];
   const subscriptions: SubscriptionFigures[] = [];
+  const floor: FloorFigures[] = [];
   const posChecks: PosInvariants[] = [];
   const sameJson: Record<string, string> = {};
   let hq: BenchResult['hq'] = null;
@@ -556,6 +578,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     }
 
     if (hqStatement) hq = await hqReference(url, hqStatement, figures, log);
+    if (only.has('floor')) floor.push(...(await floorRun(data, pgEnv, options, log)));
     if (only.has('e')) {
       const notify: EventBus = { kind: 'notify', url };
       const redis: EventBus = { kind: 'redis', url: 'redis://127.0.0.1:6379', orgId: data.orgId };
@@ -578,7 +601,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       SELECT count(*) FILTER (WHERE a.balance <> coalesce(e.total, 0))::int AS mismatched, count(*) FILTER (WHERE a.balance < 0)::int AS negative, count(*)::int AS accounts
       FROM points_account a LEFT JOIN (SELECT account_id, sum(amount) AS total FROM points_entry GROUP BY account_id) e ON e.account_id = a.membership_id`)).rows[0];
     const loadAfter = loadavg();
-    const result: BenchResult = { data, figures, subscriptions, pos: posChecks, ledger, hq, sameJson, skipped, loadBefore, loadAfter, markdown: '' };
+    const result: BenchResult = { data, figures, subscriptions, floor, pos: posChecks, ledger, hq, sameJson, skipped, loadBefore, loadAfter, markdown: '' };
     result.markdown = report(result, options);
     return result;
   } finally {
@@ -586,6 +609,34 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     await server.stop();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** Each layer of the fixed stack alone, loaded like the workloads (same connections and seconds). */
+async function floorRun(data: GeneratedData, env: Record<string, string>, options: BenchOptions, log: (line: string) => void): Promise<FloorFigures[]> {
+  const out: FloorFigures[] = [];
+  const random = mulberry32(0xf1004);
+  for (const layer of Object.keys(FLOOR_LAYERS) as FloorLayer[]) {
+    log(`(floor) ${FLOOR_LAYERS[layer]}…`);
+    const child = await startChild('floor-server.ts', { ...env, FLOOR_LAYER: layer }, log);
+    try {
+      const customer = () => data.customerIds[Math.floor(random() * data.customerIds.length)]!;
+      const plan: Planner = layer === 'http' || layer === 'yoga' ? () => gql('{ ping }', {})
+        : layer === 'yogaPrisma' ? () => gql('query($id: ID!) { customer(id: $id) { id name phone } }', { id: customer() })
+          : () => ({ method: 'GET', path: `/customer/${customer()}` });
+      await load(child.url, plan, null, { connections: options.connections, amount: options.warmupRequests ?? 200 });
+      const cpu0 = await cpuSeconds(child.pid);
+      const { result, failures } = await load(child.url, plan, null, { connections: options.connections, seconds: options.seconds });
+      await sleep(500);
+      const n = Math.max(1, result.requests.total);
+      out.push({
+        layer, label: FLOOR_LAYERS[layer], requests: result.requests.total, rps: result.requests.total / result.duration, p50: result.latency.p50,
+        cpuMsPerRequest: ((await cpuSeconds(child.pid)) - cpu0) * 1000 / n, failures: failures + result.errors + result.timeouts,
+      });
+    } finally {
+      await child.stop();
+    }
+  }
+  return out;
 }
 
 async function posCheck(admin: pg.Client, server: string, visitIds: string[]): Promise<PosInvariants> {
@@ -803,6 +854,23 @@ export function report(r: BenchResult, o: BenchOptions): string {
     lines.push('Each subscriber has its own connection. Latency to each subscriber\'s receipt, in the bench process that holds every client: from the event\'s appearance on the bus (NOTIFY or Redis: the bench listens too, so this starts just after the commit), and from sending the mutation (which adds the mutation\'s own work and round trip, shown). The baseline: our API commits and publishes, and a raw `ws` server (no auth, no GraphQL) delivers from the same NOTIFY channel. Memory: growth of the delivering process per idle subscription, both readings after a full GC: resident memory (RSS: what the target is about, but the allocator keeps or returns whole pages, so it moves by a few MB either way), and V8 heap + external memory (what the objects of 1000 idle subscriptions take).', '');
     lines.push('| setting | subscribers | delivered / expected | from publish p50 ms | p99 ms | max ms | from mutation p50 ms | p99 ms | mutation round trip p50 ms | KB RSS per idle subscriber | KB heap per idle subscriber |', '|---|---|---|---|---|---|---|---|---|---|---|');
     for (const s of r.subscriptions) lines.push(`| ${s.setting} | ${s.subscribers} | ${s.deliveries} / ${s.expected} | ${f1(s.publishedP50)} | ${f1(s.publishedP99)} | ${f1(s.publishedMax)} | ${f1(s.p50)} | ${f1(s.p99)} | ${f1(s.mutationP50)} | ${f1(s.kbPerSubscriber)} | ${f1(s.heapKbPerSubscriber)} |`);
+    lines.push('');
+  }
+  if (r.floor.length) {
+    const cpu = (layer: FloorLayer) => r.floor.find((f) => f.layer === layer)?.cpuMsPerRequest ?? NaN;
+    const rawA = r.figures.find((f) => f.workload === 'a' && f.server.startsWith('raw'));
+    const apiA = r.figures.find((f) => f.workload === 'a' && f.server === 'our API');
+    const yogaPrisma = r.floor.find((f) => f.layer === 'yogaPrisma');
+    lines.push('## The fixed stack\'s floor: each layer alone, with no schema or resolver of ours', '');
+    lines.push('Same load as the workloads. What a layer adds is its CPU per request over the layer it is built on (Yoga over node:http; Prisma over pg, per statement; Yoga + Prisma over node:http + Prisma).', '');
+    lines.push('| layer | req/s | p50 ms | CPU ms/req | adds | failed |', '|---|---|---|---|---|---|');
+    for (const f of r.floor) {
+      const base = { http: NaN, yoga: cpu('http'), pg: NaN, prisma: cpu('pg'), yogaPrisma: cpu('prisma') }[f.layer];
+      lines.push(`| ${f.label} | ${f0(f.rps)} | ${f1(f.p50)} | ${f2(f.cpuMsPerRequest)} | ${Number.isFinite(base) ? `${f2(f.cpuMsPerRequest - base)} ms` : '–'} | ${f.failures} |`);
+    }
+    if (rawA && yogaPrisma) {
+      lines.push('', `Against the raw server's storefront read (a), ${f0(rawA.rps)} req/s at ${f2(rawA.cpuMsPerRequest)} ms of CPU: one Prisma statement behind one Yoga field, with no auth, tenancy or schema of ours, serves ${f0(yogaPrisma.rps)} req/s (${f2(yogaPrisma.rps / rawA.rps)}× raw) at ${f2(yogaPrisma.cpuMsPerRequest)} ms${apiA ? `; our API's storefront read, ${f0(apiA.rps)} req/s (${f2(apiA.rps / rawA.rps)}× raw) at ${f2(apiA.cpuMsPerRequest)} ms` : ''}.`);
+    }
     lines.push('');
   }
   lines.push('## Invariants', '');

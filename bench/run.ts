@@ -1,7 +1,8 @@
 /**
- * `npm run bench [-- --small] [--seconds N] [--connections N] [--only a,b50,b200,c,d,e] [--subscribers N] [--tiny]`
+ * `npm run bench [-- --small] [--seconds N] [--connections N] [--only a,b50,b200,c,d,e,floor] [--subscribers N] [--tiny]`
  *
- * Workloads: a (storefront read), b50 / b200 (customer lists; `b` selects both), c (POS), d (HQ), e (subscriptions).
+ * Workloads: a (storefront read), b50 / b200 (customer lists; `b` selects both), c (POS), d (HQ), e (subscriptions);
+ * floor: each layer of the fixed stack alone (node:http, Yoga, pg, Prisma).
  * Prints the markdown report and writes it to bench/report.md. Exits 1 when an invariant is violated.
  * BENCH_NODE_ARGS adds Node flags to every server child, e.g. `BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'`.
  */
@@ -24,7 +25,7 @@ const only = values.only
   ?.split(',')
   .map((w) => w.trim())
   .flatMap((w) => (w === 'b' ? ['b50', 'b200'] : [w])) as Workload[] | undefined;
-for (const w of only ?? []) if (!WORKLOADS.includes(w)) throw new Error(`--only: unknown workload ${w} (one of a, b, b50, b200, c, d, e)`);
+for (const w of only ?? []) if (!WORKLOADS.includes(w)) throw new Error(`--only: unknown workload ${w} (one of a, b, b50, b200, c, d, e, floor)`);
 
 const result = await runBench({
   size: values.tiny ? 'tiny' : values.small ? 'small' : 'default',

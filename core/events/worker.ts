@@ -22,11 +22,12 @@ export async function runHandler(
 ): Promise<boolean> {
   const db = platform.dbs.forOrg(event.orgId);
   return inTransaction(platform, db, event.orgId, `plugin:${pluginName}`, async (tx, emit) => {
-    const claimed = await tx.processedEvent.createMany({
-      data: [{ handler: `${pluginName}:${event.type}`, eventId: BigInt(event.id), orgId: event.orgId }],
-      skipDuplicates: true,
-    });
-    if (claimed.count === 0) return false;
+    // Raw SQL for the same reason as the idempotency claim: a createMany is compiled again on every call.
+    const claimed = await tx.$executeRaw`
+      INSERT INTO processed_event (handler, event_id, org_id)
+      VALUES (${`${pluginName}:${event.type}`}, ${BigInt(event.id)}, ${event.orgId}::uuid)
+      ON CONFLICT DO NOTHING`;
+    if (claimed === 0) return false;
     await handler(event, { config, platform, db, tx, emit });
     return true;
   });

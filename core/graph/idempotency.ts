@@ -52,11 +52,13 @@ export async function idempotent<R extends object>(
   }
   const hash = requestHash(operation, input);
   const owner = { orgId: principal.orgId, principalKey: principalKey(principal), key };
-  const claimed = await tx.idempotencyRecord.createMany({
-    data: [{ ...owner, operation, requestHash: hash, result: knownResult ?? {} }],
-    skipDuplicates: true,
-  });
-  if (claimed.count === 0) {
+  // Raw SQL: Prisma never caches a createMany's query plan, so `createMany({ skipDuplicates })` was compiled again by
+  // its query compiler on every mutation (bench (c): 6% of the API's CPU).
+  const claimed = await tx.$executeRaw`
+    INSERT INTO idempotency_record (org_id, principal_key, key, operation, request_hash, result)
+    VALUES (${owner.orgId}::uuid, ${owner.principalKey}, ${key}, ${operation}, ${hash}, ${JSON.stringify(knownResult ?? {})}::jsonb)
+    ON CONFLICT DO NOTHING`;
+  if (claimed === 0) {
     const existing = await tx.idempotencyRecord.findUniqueOrThrow({ where: { orgId_principalKey_key: owner } });
     if (existing.operation !== operation || existing.requestHash !== hash) {
       throw conflict('IDEMPOTENCY_KEY_REUSED', 'This idempotency key was already used for a different request', fieldPath('idempotencyKey'));

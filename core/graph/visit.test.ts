@@ -17,6 +17,8 @@ const CANCEL = mutation('cancelVisit');
 const NO_SHOW = mutation('markVisitNoShow');
 const CHECK_IN = mutation('checkInVisit', 'replayed');
 const COMPLETE = mutation('completeVisit', 'replayed');
+/** What a POS asks for after checkout: the visit's own columns. */
+const COMPLETE_POS = `mutation($input: CompleteVisitInput!) { completeVisit(input: $input) { visit { id status total { amount currencyCode } } ${ERRORS} } }`;
 const FACTS = `query($id: ID!) { node(id: $id) { ... on Customer { facts {
   visitCount firstVisitAt lastVisitAt totalSpend { amount currencyCode } averageTicket { amount } } } } }`;
 const CUSTOMER_VISITS = `query($id: ID!, $first: Int, $after: String, $status: [VisitStatus!]) { node(id: $id) { ... on Customer {
@@ -562,6 +564,24 @@ describe('completeVisit', () => {
   const complete = (visitId: string, idempotencyKey: string, extra: Record<string, unknown> = {}, as: As = 'BEAUTICIAN') =>
     call(COMPLETE, { input: { visitId: gid('Visit', visitId), idempotencyKey, lineItems: [facialLine()], ...extra } }, as);
   const facts = async (customerId: string) => (await call(FACTS, { id: gid('Customer', customerId) })).facts;
+
+  test('completing a visit from a POS is 7 statements, BEGIN and COMMIT included, however many services; products add their price read', async () => {
+    const customer = await newCustomer();
+    const stats = api.running.platform.dbs.stats;
+    const statementsOf = async (lineItems: unknown[]) => {
+      const visit = await newVisit({ status: 'CHECKED_IN', customerId: customer, start: fromNow(-HOUR) });
+      stats.trace = [];
+      const payload = await call(COMPLETE_POS, { input: { visitId: gid('Visit', visit.id), idempotencyKey: key(), lineItems } }, 'BEAUTICIAN');
+      const trace = stats.trace;
+      stats.trace = null;
+      expect(payload.userErrors).toEqual([]);
+      return trace.filter((s) => !s.sql.includes("set_config('app.org_id'")).map((s) => s.sql.replace(/\s+/g, ' ').slice(0, 60));
+    };
+    const one = await statementsOf([facialLine()]);
+    expect(one, one.join('\n')).toHaveLength(7);
+    expect(await statementsOf([facialLine(), facialLine({ quantity: 2 }), facialLine({ discount: '1.00' })])).toHaveLength(7);
+    expect(await statementsOf([facialLine(), { productId: gid('Product', sunscreen.id) }])).toHaveLength(8);
+  });
 
   test('records lines, readings, notes and signature; totals are exact; facts and visit.completed in the same transaction', async () => {
     const customer = await newCustomer();

@@ -644,15 +644,7 @@ function registerVisitMutations(builder: Builder) {
             readings: (input.readings ?? []).map((r) => ({ metric: r.metric, before: r.before ?? null, after: r.after ?? null, unit: r.unit ?? null })),
             signature: input.signature ? { ...input.signature, signedAt: input.signature.signedAt.toISOString() } : Prisma.DbNull,
           }));
-          await replaceLines(tx, principal.orgId, visit, priced.map((line) => line.row));
-          await tx.$executeRaw`
-            INSERT INTO customer_fact (customer_id, org_id, visit_count, first_visit_at, last_visit_at, total_spend_minor)
-            VALUES (${visit.customerId}::uuid, ${principal.orgId}::uuid, 1, ${completedAt}, ${completedAt}, ${total})
-            ON CONFLICT (customer_id) DO UPDATE SET
-              visit_count = customer_fact.visit_count + 1,
-              first_visit_at = LEAST(customer_fact.first_visit_at, EXCLUDED.first_visit_at),
-              last_visit_at = GREATEST(customer_fact.last_visit_at, EXCLUDED.last_visit_at),
-              total_spend_minor = customer_fact.total_spend_minor + EXCLUDED.total_spend_minor`;
+          await recordService(tx, principal.orgId, visit, priced.map((line) => line.row), { completedAt, totalMinor: total });
           await emitVisit(emit, 'visit.completed', visit, {
             completedAt: completedAt.toISOString(),
             totalMinor: total,
@@ -810,7 +802,7 @@ async function priceLines(
         kind: (line.serviceId ? 'SERVICE' : 'PRODUCT') as 'SERVICE' | 'PRODUCT',
         serviceId: line.serviceId ?? null,
         productId: line.productId ?? null,
-        staffId: line.staffId ?? null, // null: the visit's staff member (replaceLines fills it in)
+        staffId: line.staffId ?? null, // null: the visit's staff member (recordService fills it in)
         description: item.name,
         quantity: line.quantity,
         unitPriceMinor: unit,
@@ -829,19 +821,29 @@ async function priceLines(
 }
 
 /**
- * The visit's lines become `lines` (the booked services are replaced by what was done), in one statement: lines past
- * the new count are deleted, the others written over by position. The two touch different rows, so their order
- * inside the statement does not matter.
+ * What a completed visit leaves behind, in one statement: its lines become `lines` (the booked services are replaced
+ * by what was done: lines past the new count are deleted, the others written over by position), and the customer's
+ * facts count the visit and its spend. The three parts touch different rows, so their order inside the statement does
+ * not matter.
  */
-async function replaceLines(
+async function recordService(
   tx: Tx,
   orgId: string,
-  visit: { id: string; staffId: string | null },
+  visit: { id: string; customerId: string; staffId: string | null },
   lines: { kind: 'SERVICE' | 'PRODUCT'; serviceId: string | null; productId: string | null; staffId: string | null; description: string; quantity: number; unitPriceMinor: number; discountMinor: number; amountMinor: number }[],
+  { completedAt, totalMinor }: { completedAt: Date; totalMinor: number },
 ) {
   const rows = lines.map((line, position) => ({ ...line, position, staffId: line.staffId ?? visit.staffId }));
   await tx.$executeRaw`
-    WITH surplus AS (DELETE FROM visit_line WHERE visit_id = ${visit.id}::uuid AND position >= ${rows.length})
+    WITH surplus AS (DELETE FROM visit_line WHERE visit_id = ${visit.id}::uuid AND position >= ${rows.length}),
+    fact AS (
+      INSERT INTO customer_fact (customer_id, org_id, visit_count, first_visit_at, last_visit_at, total_spend_minor)
+      VALUES (${visit.customerId}::uuid, ${orgId}::uuid, 1, ${completedAt}, ${completedAt}, ${totalMinor})
+      ON CONFLICT (customer_id) DO UPDATE SET
+        visit_count = customer_fact.visit_count + 1,
+        first_visit_at = LEAST(customer_fact.first_visit_at, EXCLUDED.first_visit_at),
+        last_visit_at = GREATEST(customer_fact.last_visit_at, EXCLUDED.last_visit_at),
+        total_spend_minor = customer_fact.total_spend_minor + EXCLUDED.total_spend_minor)
     INSERT INTO visit_line (org_id, visit_id, position, kind, service_id, product_id, staff_id, description, quantity,
                             unit_price_minor, discount_minor, amount_minor)
     SELECT ${orgId}::uuid, ${visit.id}::uuid, l.position, l.kind::line_item_kind, l."serviceId", l."productId", l."staffId",

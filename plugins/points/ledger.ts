@@ -74,15 +74,18 @@ export async function ensureAccount(tx: Tx, orgId: string, customerId: string): 
 }
 
 /**
- * Locks the account for this transaction and returns its current balance. Callers that lock other rows too
- * (a reward's stock) take the account first, so two operations never wait on each other in opposite orders.
+ * Locks the account for this transaction. Callers that lock other rows too (a reward's stock) take the account
+ * first, so two operations never wait on each other in opposite orders.
  *
  * A transaction-scoped advisory lock per account, not `SELECT … FOR UPDATE`: row locks need the UPDATE privilege,
- * which the application role deliberately lacks on points_account (only the trigger writes it). The balance is
- * read in a second statement, so it sees whatever the previous holder committed.
+ * which the application role deliberately lacks on points_account (only the trigger writes it).
  */
-export async function lockAccount(tx: Tx, account: Account): Promise<number> {
+export async function lockAccount(tx: Tx, account: Account): Promise<void> {
   await tx.$queryRaw`SELECT pg_advisory_xact_lock(${ACCOUNT_LOCK_CLASS}::int, hashtext(${account.membershipId}::text))::text AS locked`;
+}
+
+/** The account's balance, read in a statement after its lock, so it sees whatever the previous holder committed. */
+async function balanceOf(tx: Tx, account: Account): Promise<number> {
   const [row] = await tx.$queryRaw<{ balance: number }[]>`
     SELECT balance FROM points_account WHERE membership_id = ${account.membershipId}::uuid`;
   return row!.balance;
@@ -91,29 +94,34 @@ export async function lockAccount(tx: Tx, account: Account): Promise<number> {
 /** First key of the points accounts' advisory locks (the second is a hash of the account id). */
 export const ACCOUNT_LOCK_CLASS = 0x504e5453; // 'PNTS'
 
-async function insertEntry(
-  tx: Tx,
-  account: Account,
-  kind: string,
-  amount: number,
-  input: EntryInput,
-  actor: string,
-): Promise<{ id: bigint; createdAt: Date } | null> {
+/** The entry's INSERT, returning `id` and `created_at`; nothing when its dedupe key was already used. */
+function entryInsert(account: Account, kind: string, amount: number, input: EntryInput, actor: string): Prisma.Sql {
+  return Prisma.sql`
+    INSERT INTO points_entry (org_id, account_id, customer_id, kind, amount, source, source_ref, dedupe_key,
+                              store_id, actor, reason, reverses_entry_id)
+    VALUES (${account.orgId}::uuid, ${account.membershipId}::uuid, ${account.customerId}::uuid,
+            ${kind}::points_entry_kind, ${amount}, ${input.source}, ${input.sourceRef ?? null}, ${input.dedupeKey ?? null},
+            ${input.storeId ?? null}::uuid, ${actor}, ${input.reason ?? null}, ${input.reversesEntryId ?? null})
+    ON CONFLICT (org_id, dedupe_key) DO NOTHING
+    RETURNING id, created_at`;
+}
+
+/** Runs a statement that writes an entry of `amount`; the null of a used dedupe key becomes null. */
+async function writeEntry(tx: Tx, amount: number, statement: Prisma.Sql): Promise<{ id: bigint; createdAt: Date } | null> {
   try {
-    const [entry] = await tx.$queryRaw<{ id: bigint; createdAt: Date }[]>`
-      INSERT INTO points_entry (org_id, account_id, customer_id, kind, amount, source, source_ref, dedupe_key,
-                                store_id, actor, reason, reverses_entry_id)
-      VALUES (${account.orgId}::uuid, ${account.membershipId}::uuid, ${account.customerId}::uuid,
-              ${kind}::points_entry_kind, ${amount}, ${input.source}, ${input.sourceRef ?? null}, ${input.dedupeKey ?? null},
-              ${input.storeId ?? null}::uuid, ${actor}, ${input.reason ?? null}, ${input.reversesEntryId ?? null})
-      ON CONFLICT (org_id, dedupe_key) DO NOTHING
-      RETURNING id, created_at AS "createdAt"`;
+    const [entry] = await tx.$queryRaw<{ id: bigint; createdAt: Date }[]>(statement);
     return entry ?? null;
   } catch (error) {
     // The balance CHECK: only reachable if a caller skipped the account lock.
     if (pgErrorCode(error) === '23514') throw insufficientPoints(0, -amount);
     throw error;
   }
+}
+
+function insertEntry(tx: Tx, account: Account, kind: string, amount: number, input: EntryInput, actor: string) {
+  return writeEntry(tx, amount, Prisma.sql`
+    WITH entry AS (${entryInsert(account, kind, amount, input, actor)})
+    SELECT id, created_at AS "createdAt" FROM entry`);
 }
 
 async function announce(
@@ -124,8 +132,7 @@ async function announce(
   entryId: bigint,
   extra: Record<string, unknown> = {},
 ) {
-  const [{ balance }] = await write.tx.$queryRaw<{ balance: number }[]>`
-    SELECT balance FROM points_account WHERE membership_id = ${account.membershipId}::uuid`;
+  const balance = await balanceOf(write.tx, account);
   await write.emit({
     type,
     aggregateType: 'PointsAccount',
@@ -151,15 +158,18 @@ export async function credit(
 ) {
   if (!Number.isInteger(amount) || amount <= 0) throw new Error(`credit amount must be a positive integer, got ${amount}`);
   await lockAccount(write.tx, account);
-  const entry = await insertEntry(write.tx, account, kind, amount, input, write.actor);
+  // The entry and its lot in one statement (the lot's foreign key is checked at its end, when the entry exists).
+  const entry = await writeEntry(write.tx, amount, Prisma.sql`
+    WITH entry AS (${entryInsert(account, kind, amount, input, write.actor)}),
+    earned AS (SELECT id, coalesce(${input.earnedAt ?? null}::timestamptz, created_at) AS earned_at FROM entry),
+    lot AS (
+      INSERT INTO points_lot (org_id, account_id, earn_entry_id, earned_at, expires_at, original, remaining)
+      SELECT ${account.orgId}::uuid, ${account.membershipId}::uuid, id, earned_at,
+             ((earned_at AT TIME ZONE ${input.timezone}) + make_interval(months => ${input.lifetimeMonths})) AT TIME ZONE ${input.timezone},
+             ${amount}, ${amount}
+      FROM earned)
+    SELECT id, created_at AS "createdAt" FROM entry`);
   if (!entry) return null;
-  const earnedAt = input.earnedAt ?? entry.createdAt;
-  await write.tx.$executeRaw`
-    INSERT INTO points_lot (org_id, account_id, earn_entry_id, earned_at, expires_at, original, remaining)
-    VALUES (${account.orgId}::uuid, ${account.membershipId}::uuid, ${entry.id}, ${earnedAt},
-            ((${earnedAt}::timestamptz AT TIME ZONE ${input.timezone}) + make_interval(months => ${input.lifetimeMonths}))
-              AT TIME ZONE ${input.timezone},
-            ${amount}, ${amount})`;
   const balance = await announce(write, account, eventType, amount, entry.id, { kind, source: input.source });
   return { entryId: entry.id, balance };
 }
@@ -177,7 +187,8 @@ export async function debit(
   eventType: string,
 ) {
   if (!Number.isInteger(amount) || amount <= 0) throw new Error(`debit amount must be a positive integer, got ${amount}`);
-  const balance = (await lockAccount(write.tx, account)) - (await expireDueLots(write, account));
+  await lockAccount(write.tx, account);
+  const balance = (await balanceOf(write.tx, account)) - (await expireDueLots(write, account));
   if (balance < amount) throw insufficientPoints(balance, amount);
   const entry = await insertEntry(write.tx, account, kind, -amount, input, write.actor);
   if (!entry) return null;

@@ -41,7 +41,7 @@ describe('benchmark harness (smoke)', () => {
       expect(p.completed).toBeGreaterThan(0);
       expect(p.missingAwards).toBe(0);
     }
-    expect(result.floor.map((f) => f.layer)).toEqual(['http', 'yoga', 'pg', 'prisma', 'yogaPrisma']);
+    expect(result.floor.map((f) => f.layer)).toEqual(['reference', 'http', 'yoga', 'pg', 'prisma', 'yogaPrisma']);
     for (const f of result.floor) expect(f.requests > 0 && f.failures === 0, f.label).toBe(true);
     expect(result.markdown).toContain('(e) live events');
     expect(result.markdown).toContain("The fixed stack's floor");

@@ -102,6 +102,7 @@ export interface FloorFigures {
 }
 
 const FLOOR_LAYERS = {
+  reference: 'raw node:http + pg: the storefront read (a) again, as this table\'s reference',
   http: 'node:http, a constant JSON answer',
   yoga: 'graphql-yoga, one field resolving to a constant',
   pg: 'node:http + pg: one customer by id (named prepared statement)',
@@ -578,7 +579,10 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     }
 
     if (hqStatement) hq = await hqReference(url, hqStatement, figures, log);
-    if (only.has('floor')) floor.push(...(await floorRun(data, pgEnv, options, log)));
+    if (only.has('floor')) {
+      const reference = { start: () => start('raw'), plan: planner('raw', 'a', data, { next: () => null })! };
+      floor.push(...(await floorRun(data, pgEnv, reference, options, log)));
+    }
     if (only.has('e')) {
       const notify: EventBus = { kind: 'notify', url };
       const redis: EventBus = { kind: 'redis', url: 'redis://127.0.0.1:6379', orgId: data.orgId };
@@ -611,18 +615,25 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   }
 }
 
-/** Each layer of the fixed stack alone, loaded like the workloads (same connections and seconds). */
-async function floorRun(data: GeneratedData, env: Record<string, string>, options: BenchOptions, log: (line: string) => void): Promise<FloorFigures[]> {
+/**
+ * Each layer of the fixed stack alone, loaded like the workloads (same connections and seconds), after the raw
+ * server's storefront read again: the machine's speed drifts over a run, so the layers are compared with a
+ * reference measured next to them.
+ */
+async function floorRun(
+  data: GeneratedData, env: Record<string, string>, reference: { start: () => Promise<Child>; plan: Planner }, options: BenchOptions, log: (line: string) => void,
+): Promise<FloorFigures[]> {
   const out: FloorFigures[] = [];
   const random = mulberry32(0xf1004);
   for (const layer of Object.keys(FLOOR_LAYERS) as FloorLayer[]) {
     log(`(floor) ${FLOOR_LAYERS[layer]}…`);
-    const child = await startChild('floor-server.ts', { ...env, FLOOR_LAYER: layer }, log);
+    const child = layer === 'reference' ? await reference.start() : await startChild('floor-server.ts', { ...env, FLOOR_LAYER: layer }, log);
     try {
       const customer = () => data.customerIds[Math.floor(random() * data.customerIds.length)]!;
-      const plan: Planner = layer === 'http' || layer === 'yoga' ? () => gql('{ ping }', {})
-        : layer === 'yogaPrisma' ? () => gql('query($id: ID!) { customer(id: $id) { id name phone } }', { id: customer() })
-          : () => ({ method: 'GET', path: `/customer/${customer()}` });
+      const plan: Planner = layer === 'reference' ? reference.plan
+        : layer === 'http' || layer === 'yoga' ? () => gql('{ ping }', {})
+          : layer === 'yogaPrisma' ? () => gql('query($id: ID!) { customer(id: $id) { id name phone } }', { id: customer() })
+            : () => ({ method: 'GET', path: `/customer/${customer()}` });
       await load(child.url, plan, null, { connections: options.connections, amount: options.warmupRequests ?? 200 });
       const cpu0 = await cpuSeconds(child.pid);
       const { result, failures } = await load(child.url, plan, null, { connections: options.connections, seconds: options.seconds });
@@ -858,18 +869,19 @@ export function report(r: BenchResult, o: BenchOptions): string {
   }
   if (r.floor.length) {
     const cpu = (layer: FloorLayer) => r.floor.find((f) => f.layer === layer)?.cpuMsPerRequest ?? NaN;
+    const reference = r.floor.find((f) => f.layer === 'reference');
+    const yogaPrisma = r.floor.find((f) => f.layer === 'yogaPrisma');
     const rawA = r.figures.find((f) => f.workload === 'a' && f.server.startsWith('raw'));
     const apiA = r.figures.find((f) => f.workload === 'a' && f.server === 'our API');
-    const yogaPrisma = r.floor.find((f) => f.layer === 'yogaPrisma');
     lines.push('## The fixed stack\'s floor: each layer alone, with no schema or resolver of ours', '');
-    lines.push('Same load as the workloads. What a layer adds is its CPU per request over the layer it is built on (Yoga over node:http; Prisma over pg, per statement; Yoga + Prisma over node:http + Prisma).', '');
-    lines.push('| layer | req/s | p50 ms | CPU ms/req | adds | failed |', '|---|---|---|---|---|---|');
+    lines.push('Same load as the workloads, right after the raw server\'s storefront read again (the reference). What a layer adds is its CPU per request over the layer it is built on (Yoga over node:http; Prisma over pg, per statement; Yoga + Prisma over node:http + Prisma).', '');
+    lines.push('| layer | req/s | × reference | p50 ms | CPU ms/req | adds | failed |', '|---|---|---|---|---|---|---|');
     for (const f of r.floor) {
-      const base = { http: NaN, yoga: cpu('http'), pg: NaN, prisma: cpu('pg'), yogaPrisma: cpu('prisma') }[f.layer];
-      lines.push(`| ${f.label} | ${f0(f.rps)} | ${f1(f.p50)} | ${f2(f.cpuMsPerRequest)} | ${Number.isFinite(base) ? `${f2(f.cpuMsPerRequest - base)} ms` : '–'} | ${f.failures} |`);
+      const base = { reference: NaN, http: NaN, yoga: cpu('http'), pg: NaN, prisma: cpu('pg'), yogaPrisma: cpu('prisma') }[f.layer];
+      lines.push(`| ${f.label} | ${f0(f.rps)} | ${f2(f.rps / (reference?.rps ?? NaN))} | ${f1(f.p50)} | ${f2(f.cpuMsPerRequest)} | ${Number.isFinite(base) ? `${f2(f.cpuMsPerRequest - base)} ms` : '–'} | ${f.failures} |`);
     }
-    if (rawA && yogaPrisma) {
-      lines.push('', `Against the raw server's storefront read (a), ${f0(rawA.rps)} req/s at ${f2(rawA.cpuMsPerRequest)} ms of CPU: one Prisma statement behind one Yoga field, with no auth, tenancy or schema of ours, serves ${f0(yogaPrisma.rps)} req/s (${f2(yogaPrisma.rps / rawA.rps)}× raw) at ${f2(yogaPrisma.cpuMsPerRequest)} ms${apiA ? `; our API's storefront read, ${f0(apiA.rps)} req/s (${f2(apiA.rps / rawA.rps)}× raw) at ${f2(apiA.cpuMsPerRequest)} ms` : ''}.`);
+    if (reference && yogaPrisma) {
+      lines.push('', `One Prisma statement behind one Yoga field, with no auth, tenancy or schema of ours, serves ${f2(yogaPrisma.rps / reference.rps)}× the raw server's storefront reads at ${f2(yogaPrisma.cpuMsPerRequest / reference.cpuMsPerRequest)}× its CPU per request${rawA && apiA ? `; our API's storefront read, in (a) above, ${f2(apiA.rps / rawA.rps)}× at ${f2(apiA.cpuMsPerRequest / rawA.cpuMsPerRequest)}×` : ''}.`);
     }
     lines.push('');
   }

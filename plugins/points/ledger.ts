@@ -106,7 +106,10 @@ function entryInsert(account: Account, kind: string, amount: number, input: Entr
     RETURNING id, created_at`;
 }
 
-/** Runs a statement that writes an entry of `amount`; the null of a used dedupe key becomes null. */
+/**
+ * Runs a statement that writes an entry of `amount` and returns that entry, or null when its dedupe key was already
+ * used. A balance driven below zero (the CHECK) is reported as insufficient points.
+ */
 async function writeEntry(tx: Tx, amount: number, statement: Prisma.Sql): Promise<{ id: bigint; createdAt: Date } | null> {
   try {
     const [entry] = await tx.$queryRaw<{ id: bigint; createdAt: Date }[]>(statement);

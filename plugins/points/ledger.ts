@@ -94,7 +94,7 @@ async function balanceOf(tx: Tx, account: Account): Promise<number> {
 /** First key of the points accounts' advisory locks (the second is a hash of the account id). */
 export const ACCOUNT_LOCK_CLASS = 0x504e5453; // 'PNTS'
 
-/** The entry's INSERT, returning `id` and `created_at`; nothing when its dedupe key was already used. */
+/** The entry's INSERT, returning `id` and `createdAt`; nothing when its dedupe key was already used. */
 function entryInsert(account: Account, kind: string, amount: number, input: EntryInput, actor: string): Prisma.Sql {
   return Prisma.sql`
     INSERT INTO points_entry (org_id, account_id, customer_id, kind, amount, source, source_ref, dedupe_key,
@@ -103,7 +103,7 @@ function entryInsert(account: Account, kind: string, amount: number, input: Entr
             ${kind}::points_entry_kind, ${amount}, ${input.source}, ${input.sourceRef ?? null}, ${input.dedupeKey ?? null},
             ${input.storeId ?? null}::uuid, ${actor}, ${input.reason ?? null}, ${input.reversesEntryId ?? null})
     ON CONFLICT (org_id, dedupe_key) DO NOTHING
-    RETURNING id, created_at`;
+    RETURNING id, created_at AS "createdAt"`;
 }
 
 /**
@@ -122,9 +122,7 @@ async function writeEntry(tx: Tx, amount: number, statement: Prisma.Sql): Promis
 }
 
 function insertEntry(tx: Tx, account: Account, kind: string, amount: number, input: EntryInput, actor: string) {
-  return writeEntry(tx, amount, Prisma.sql`
-    WITH entry AS (${entryInsert(account, kind, amount, input, actor)})
-    SELECT id, created_at AS "createdAt" FROM entry`);
+  return writeEntry(tx, amount, entryInsert(account, kind, amount, input, actor));
 }
 
 async function announce(
@@ -164,14 +162,14 @@ export async function credit(
   // The entry and its lot in one statement (the lot's foreign key is checked at its end, when the entry exists).
   const entry = await writeEntry(write.tx, amount, Prisma.sql`
     WITH entry AS (${entryInsert(account, kind, amount, input, write.actor)}),
-    earned AS (SELECT id, coalesce(${input.earnedAt ?? null}::timestamptz, created_at) AS earned_at FROM entry),
+    earned AS (SELECT id, coalesce(${input.earnedAt ?? null}::timestamptz, "createdAt") AS earned_at FROM entry),
     lot AS (
       INSERT INTO points_lot (org_id, account_id, earn_entry_id, earned_at, expires_at, original, remaining)
       SELECT ${account.orgId}::uuid, ${account.membershipId}::uuid, id, earned_at,
              ((earned_at AT TIME ZONE ${input.timezone}) + make_interval(months => ${input.lifetimeMonths})) AT TIME ZONE ${input.timezone},
              ${amount}, ${amount}
       FROM earned)
-    SELECT id, created_at AS "createdAt" FROM entry`);
+    SELECT id, "createdAt" FROM entry`);
   if (!entry) return null;
   const balance = await announce(write, account, eventType, amount, entry.id, { kind, source: input.source });
   return { entryId: entry.id, balance };

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { gid, startTestPlatform, type TestPlatform } from '../testing/platform.ts';
-import { formatMemberNumber, localDate } from './membership.ts';
+import { localDate } from './local-time.ts';
+import { formatMemberNumber } from './membership.ts';
 
 // --- GraphQL documents ---------------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ import { conflict, fieldPath, notFound, validationError } from '../graphql/error
 import { defineMutation } from '../graphql/mutation.ts';
 import { inTransaction } from '../events/outbox.ts';
 import { assertStoreInScope, customerWhere, membershipWhere, orgWhere, requireCapability } from './access.ts';
+import { localDate } from './local-time.ts';
 
 const MEMBER_NUMBER_PREFIX = 'M';
 
@@ -13,10 +14,6 @@ export function formatMemberNumber(sequence: bigint | number): string {
 }
 
 /** Today's date in a time zone, YYYY-MM-DD. */
-export function localDate(timezone: string, at = new Date()): string {
-  return new Intl.DateTimeFormat('en-CA', { timeZone: timezone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(at);
-}
-
 export function registerMembership(builder: Builder) {
   const MembershipStatus = builder.enumType('MembershipStatus', { values: ['ACTIVE', 'SUSPENDED', 'CANCELLED'] as const });
 

@@ -10,6 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import type { PrismaClient, Prisma } from '../db/generated/client.ts';
 import type { Principal, StaffRole } from '../auth/principal.ts';
+import { instantOfWallClock, localParts } from '../graph/local-time.ts';
 import { formatMemberNumber } from '../graph/membership.ts';
 
 export interface DemoPrincipals {
@@ -98,38 +99,11 @@ class Rng {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Local time in a store's timezone (computed with Intl, so DST and odd offsets such as Asia/Urumqi are right)
-
-const formatters = new Map<string, Intl.DateTimeFormat>();
-
-function zonedParts(timeZone: string, ms: number) {
-  let fmt = formatters.get(timeZone);
-  if (!fmt) {
-    fmt = new Intl.DateTimeFormat('en-US', {
-      timeZone,
-      hourCycle: 'h23',
-      year: 'numeric',
-      month: '2-digit',
-      day: '2-digit',
-      hour: '2-digit',
-      minute: '2-digit',
-      second: '2-digit',
-    });
-    formatters.set(timeZone, fmt);
-  }
-  const p: Record<string, number> = {};
-  for (const part of fmt.formatToParts(new Date(ms))) if (part.type !== 'literal') p[part.type] = Number(part.value);
-  return { year: p.year!, month: p.month!, day: p.day!, hour: p.hour!, minute: p.minute!, second: p.second! };
-}
-
-function offsetMs(timeZone: string, ms: number): number {
-  const p = zonedParts(timeZone, ms);
-  return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - Math.floor(ms / 1000) * 1000;
-}
+// Local days in a store's timezone
 
 /** The local calendar day of an instant, as days since 1970-01-01. */
 function localDayNumber(timeZone: string, ms: number): number {
-  const p = zonedParts(timeZone, ms);
+  const p = localParts(timeZone, ms);
   return Date.UTC(p.year, p.month - 1, p.day) / DAY_MS;
 }
 
@@ -140,10 +114,7 @@ export function zonedTimeToUtc(timeZone: string, dayNumber: number, minuteOfDay:
   const key = `${timeZone} ${dayNumber} ${minuteOfDay}`;
   let utc = instants.get(key);
   if (utc === undefined) {
-    const wall = dayNumber * DAY_MS + minuteOfDay * MINUTE_MS;
-    utc = wall - offsetMs(timeZone, wall);
-    const corrected = wall - offsetMs(timeZone, utc);
-    if (corrected !== utc) utc = corrected;
+    utc = instantOfWallClock(timeZone, dayNumber * DAY_MS + minuteOfDay * MINUTE_MS).getTime();
     instants.set(key, utc);
   }
   return new Date(utc);

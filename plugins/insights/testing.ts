@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { expect } from 'vitest';
 import type { Principal, StaffRole } from '../../core/auth/principal.ts';
+import { instantOfWallClock } from '../../core/graph/local-time.ts';
 import type { TestPlatform } from '../../core/testing/platform.ts';
 
 export type Owner = TestPlatform['owner'];
@@ -100,13 +101,7 @@ export async function newChain(owner: Owner, name = `Insights test ${randomUUID(
 
 /** The instant of a wall-clock time in a time zone, e.g. local('2026-01-31T23:30', 'Asia/Urumqi'). */
 export function local(wallClock: string, timezone: string): Date {
-  const guess = new Date(`${wallClock}Z`);
-  const parts = new Intl.DateTimeFormat('en-CA', {
-    timeZone: timezone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit',
-  }).formatToParts(guess);
-  const get = (type: string) => parts.find((p) => p.type === type)!.value;
-  const asLocal = Date.UTC(+get('year'), +get('month') - 1, +get('day'), +get('hour'), +get('minute'), +get('second'));
-  return new Date(guess.getTime() - (asLocal - guess.getTime()));
+  return instantOfWallClock(timezone, Date.parse(`${wallClock}Z`));
 }
 
 export async function call(api: TestPlatform, document: string, variables: Record<string, unknown> = {}, as: As = 'OWNER') {

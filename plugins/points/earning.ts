@@ -1,5 +1,6 @@
 import type { Tx } from '../../core/db/clients.ts';
 import type { DomainEvent } from '../../core/events/outbox.ts';
+import { localParts } from '../../core/graph/local-time.ts';
 import { currencyExponent } from '../../core/graph/money.ts';
 import type { HandlerContext } from '../../core/plugin/contract.ts';
 import { isDomainError } from './errors.ts';
@@ -21,11 +22,6 @@ interface CompletedLine {
   amountMinor: number;
 }
 
-/** Day of month of an instant in a time zone. */
-function localDayOfMonth(at: Date, timezone: string): number {
-  return Number(new Intl.DateTimeFormat('en-US', { timeZone: timezone, day: 'numeric' }).format(at));
-}
-
 /** Points for a completed visit's lines: per currency unit, by category, times member-day and contributed multipliers. */
 export async function pointsForVisit(
   config: PointsConfig,
@@ -40,7 +36,7 @@ export async function pointsForVisit(
   }, 0);
   const factors: string[] = [];
   let multiplier = 1;
-  if (earning.memberDay && localDayOfMonth(visit.completedAt, visit.timezone) === earning.memberDay.dayOfMonth) {
+  if (earning.memberDay && localParts(visit.timezone, visit.completedAt).day === earning.memberDay.dayOfMonth) {
     multiplier *= earning.memberDay.multiplier;
     factors.push(`member day ×${earning.memberDay.multiplier}`);
   }

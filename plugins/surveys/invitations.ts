@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Tx } from '../../core/db/clients.ts';
 import { inTransaction, type DomainEvent, type Emit } from '../../core/events/outbox.ts';
+import { localParts } from '../../core/graph/local-time.ts';
 import type { Platform } from '../../core/platform.ts';
 import type { HandlerContext } from '../../core/plugin/contract.ts';
 import type { SurveysConfig } from './config.ts';
@@ -73,12 +74,10 @@ export async function withdrawAfterRefund(event: DomainEvent, ctx: HandlerContex
 
 /** The period an instant falls in, in a time zone: 2026-Q4 (3 months), 2026-H2 (6), 2026 (12), 2026-M11 (1), … */
 export function periodKey(at: Date, timezone: string, everyMonths: 1 | 2 | 3 | 4 | 6 | 12): string {
-  const parts = new Intl.DateTimeFormat('en-CA', { timeZone: timezone, year: 'numeric', month: 'numeric' }).formatToParts(at);
-  const year = parts.find((p) => p.type === 'year')!.value;
-  const month = Number(parts.find((p) => p.type === 'month')!.value);
+  const { year, month } = localParts(timezone, at);
   const index = Math.floor((month - 1) / everyMonths) + 1;
   const letter = { 1: 'M', 2: 'B', 3: 'Q', 4: 'T', 6: 'H', 12: '' }[everyMonths];
-  return everyMonths === 12 ? year : `${year}-${letter}${index}`;
+  return everyMonths === 12 ? String(year) : `${year}-${letter}${index}`;
 }
 
 /**

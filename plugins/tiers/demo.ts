@@ -1,6 +1,6 @@
 import type { Tx } from '../../core/db/clients.ts';
 import type { Prisma } from '../../core/db/generated/client.ts';
-import { localDate } from '../../core/graph/membership.ts';
+import { localDate } from '../../core/graph/local-time.ts';
 import type { TiersConfig } from './config.ts';
 import { memberMetrics } from './evaluate.ts';
 import { describeMetrics, describeRule, loadLadder, meets } from './ladder.ts';

@@ -1,6 +1,6 @@
 import type { Db, Tx } from '../../core/db/clients.ts';
 import { inTransaction, type Emit } from '../../core/events/outbox.ts';
-import { localDate } from '../../core/graph/membership.ts';
+import { localDate } from '../../core/graph/local-time.ts';
 import type { Platform } from '../../core/platform.ts';
 import type { TiersConfig } from './config.ts';
 import { describeMetrics, describeRule, Ladder, loadLadder, meets, type Level, type Metrics } from './ladder.ts';

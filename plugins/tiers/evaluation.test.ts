@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { dispatchEvent, runHandler } from '../../core/events/worker.ts';
 import { buildSchema } from '../../core/graphql/schema.ts';
-import { localDate } from '../../core/graph/membership.ts';
+import { localDate } from '../../core/graph/local-time.ts';
 import { PLUGINS_DIR } from '../../core/bootstrap.ts';
 import { loadPlugins } from '../../core/plugin/loader.ts';
 import type { EventHandler } from '../../core/plugin/contract.ts';

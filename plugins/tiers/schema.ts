@@ -11,7 +11,7 @@ import type { DomainEvent } from '../../core/events/outbox.ts';
 import { customerWhere, orgWhere, requireCapability } from '../../core/graph/access.ts';
 import { loadCustomerRow, type CustomerRowSource } from '../../core/graph/customer-rows.ts';
 import { idempotent } from '../../core/graph/idempotency.ts';
-import { localDate } from '../../core/graph/membership.ts';
+import { localDate } from '../../core/graph/local-time.ts';
 import { moneyFor, toMinorUnits } from '../../core/graph/money.ts';
 import { organizationEvents } from '../../core/graph/subscriptions.ts';
 import type { Builder } from '../../core/graphql/builder.ts';

@@ -86,11 +86,19 @@ export function windowStart(at: Date, timezone: string, windowMonths: number): s
 
 // --- State and history ----------------------------------------------------------------------------------------------
 
-/** The member's state row, created when missing and locked for the rest of the transaction. */
+/**
+ * The member's state row, created when missing and locked for the rest of the transaction. The locking read is a
+ * statement of its own: it must see a row another transaction inserted and committed while the INSERT waited.
+ */
 async function lockState(tx: Tx, orgId: string, customerId: string): Promise<TierStateRow> {
   await tx.$executeRaw`INSERT INTO tier_state (customer_id, org_id) VALUES (${customerId}::uuid, ${orgId}::uuid) ON CONFLICT (customer_id) DO NOTHING`;
-  await tx.$queryRaw`SELECT 1 FROM tier_state WHERE customer_id = ${customerId}::uuid FOR UPDATE`;
-  return tx.tierState.findUniqueOrThrow({ where: { customerId } });
+  const [state] = await tx.$queryRaw<TierStateRow[]>`
+    SELECT customer_id::text AS "customerId", org_id::text AS "orgId", earned_tier_id::text AS "earnedTierId",
+           earned_since AS "earnedSince", below_since AS "belowSince", override_tier_id::text AS "overrideTierId",
+           override_until AS "overrideUntil", override_reason AS "overrideReason", override_by AS "overrideBy"
+    FROM tier_state WHERE customer_id = ${customerId}::uuid FOR UPDATE`;
+  if (!state) throw new Error(`tier state of customer ${customerId} is not in organization ${orgId}`);
+  return state;
 }
 
 interface ChangeInput {

@@ -6,7 +6,7 @@ import type { Runner } from 'graphile-worker';
 import type { TokenVerifier } from './auth/verify.ts';
 import { Databases } from './db/clients.ts';
 import { PgEventTarget } from './events/pg-event-target.ts';
-import { startWorker } from './events/worker.ts';
+import { registerEventHandlers, startWorker } from './events/worker.ts';
 import { buildSchema } from './graphql/schema.ts';
 import { Platform } from './platform.ts';
 import { availablePlugins, loadPlugins, PluginConfigurationError } from './plugin/loader.ts';
@@ -81,6 +81,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
   const dbs = new Databases({ ownerUrl: options.ownerUrl, poolSize: options.poolSize });
   const live = await liveEventTarget(options);
   const platform = new Platform(dbs, plugins, { eventTarget: live.eventTarget as never });
+  await registerEventHandlers(dbs.system, plugins);
   let worker: Runner | null = null;
   if ((options.workerConcurrency ?? 4) > 0) worker = await startWorker(platform, options.ownerUrl, options.workerConcurrency ?? 4);
   const app = createApp({ platform, schema, verifier: options.verifier, production: options.production ?? false });

@@ -13,7 +13,7 @@ import { Platform } from '../platform.ts';
 import type { EventHandler, PluginDefinition } from '../plugin/contract.ts';
 import { gid, startTestPlatform, type TestPlatform } from '../testing/platform.ts';
 import { inTransaction, toDomainEvent, type DomainEvent } from './outbox.ts';
-import { dispatchEvent, runHandler, startWorker } from './worker.ts';
+import { dispatchEvent, registerEventHandlers, runHandler, startWorker } from './worker.ts';
 
 type Owner = TestPlatform['owner'];
 
@@ -59,6 +59,7 @@ function effectsPlugin(name: string, handler: EventHandler<unknown>, types = ['v
 async function startHandlerWorker(ownerUrl: string, plugin: PluginDefinition<any>, concurrency: number) {
   const dbs = new Databases({ ownerUrl, poolSize: concurrency + 4 });
   const platform = new Platform(dbs, [{ definition: plugin, config: {} }]);
+  await registerEventHandlers(dbs.system, platform.plugins);
   const runner = await startWorker(platform, ownerUrl, concurrency);
   return {
     platform,
@@ -166,6 +167,8 @@ beforeAll(async () => {
   api = await startTestPlatform();
   f = await fixture(api);
   await createEffectTables(api.owner);
+  // The API under test has no plugins: the visit events get jobs because the handlers these tests start handle them.
+  await registerEventHandlers(api.running.platform.dbs.system, [{ definition: effectsPlugin('outbox-test', countingHandler('outbox-test')) }]);
 });
 afterAll(() => api?.close());
 
@@ -200,6 +203,18 @@ describe('the outbox is written in the change\'s transaction', () => {
     expect(afterFailure.events.map((e) => e.id)).toEqual(afterSuccess.events.map((e) => e.id));
     expect(afterFailure.jobs.map((j) => j.id)).toEqual(afterSuccess.jobs.map((j) => j.id));
     expect(await api.owner.visit.count()).toBe(visitsBefore);
+  });
+
+  test('an event of a type no plugin handles is recorded, but queues no job', async () => {
+    const platform = api.running.platform;
+    const customerId = f.customers[0]!;
+    const before = await outboxState(api.owner);
+    const event = await inTransaction(platform, platform.dbs.forOrg(f.chainId), f.chainId, 'test', (_tx, emit) =>
+      emit({ type: 'test.nobodyHandles', aggregateType: 'Customer', aggregateId: customerId, streamKey: customerId, payload: {} }),
+    );
+    const after = await outboxState(api.owner);
+    expect(after.events.slice(before.events.length).map((e) => e.id.toString())).toEqual([event.id]);
+    expect(after.jobs.map((j) => j.id)).toEqual(before.jobs.map((j) => j.id));
   });
 
   test('an event emitted before the work fails is rolled back with it: no row, no job, nothing published live', async () => {
@@ -318,6 +333,9 @@ describe('durability and order', () => {
     try {
       await createEffectTables(base.owner);
       const g = await fixture(base);
+      // Both processes run a plugin that handles visit events, which the first registered as it started.
+      const recovered = effectsPlugin('recovered', countingHandler('recovered'));
+      await registerEventHandlers(base.running.platform.dbs.system, [{ definition: recovered }]);
       const first = await startTestPlatform({ shareDatabaseWith: base, workerConcurrency: 0 });
       const visit = await bookOk(first, g, g.customers[0]!);
       await first.close();
@@ -327,7 +345,7 @@ describe('durability and order', () => {
       expect(queued.map((job) => ({ attempts: job.attempts, locked: job.locked_at }))).toEqual([{ attempts: 0, locked: null }]);
       expect(await effects(base.owner, 'recovered')).toEqual([]);
 
-      const next = await startHandlerWorker(base.database.url, effectsPlugin('recovered', countingHandler('recovered')), 1);
+      const next = await startHandlerWorker(base.database.url, recovered, 1);
       try {
         await eventually(async () => (await effects(base.owner, 'recovered')).length > 0, 20_000, 'the next process to handle the event');
         await eventually(async () => (await outboxState(base.owner)).jobs.length === 0, 10_000, 'the queue to empty');

@@ -1,5 +1,7 @@
 import { Logger, run, type Job, type Runner, type TaskList } from 'graphile-worker';
+import type { Databases } from '../db/clients.ts';
 import type { Platform } from '../platform.ts';
+import type { LoadedPlugin } from '../plugin/loader.ts';
 import type { EventHandler } from '../plugin/contract.ts';
 import { inTransaction, toDomainEvent, type DomainEvent } from './outbox.ts';
 
@@ -35,12 +37,23 @@ export async function runHandler(
 
 /**
  * Delivers a recorded event to every enabled plugin's handler for its type. A failure retries the job.
- * `job` is the queue's job when the worker calls: see `earlierJobPending`.
+ * `job` is the queue's job when the worker calls.
+ *
+ * A stream's jobs share a graphile-worker queue, which runs them one at a time, but a failed job goes back to wait
+ * for its retry and frees the queue: the stream's next event would overtake it. So a job of a queue that still
+ * holds an earlier job fails too, and is retried after it. The event and that check are one statement.
  */
 export async function dispatchEvent(platform: Platform, eventId: string, job?: Pick<Job, 'id' | 'job_queue_id'>): Promise<void> {
-  const row = await platform.dbs.system.domainEvent.findUnique({ where: { id: BigInt(eventId) } });
+  const [row] = await platform.dbs.system.$queryRaw<(Parameters<typeof toDomainEvent>[0] & { earlierJobPending: boolean })[]>`
+    SELECT e.id, e.org_id::text AS "orgId", e.type, e.aggregate_type AS "aggregateType", e.aggregate_id::text AS "aggregateId",
+           e.stream_key AS "streamKey", e.payload, e.actor, e.occurred_at AS "occurredAt",
+           EXISTS (
+             SELECT 1 FROM graphile_worker._private_jobs
+             WHERE job_queue_id = ${job?.job_queue_id ?? null}::int AND id < ${job ? BigInt(job.id) : null}::bigint
+           ) AS "earlierJobPending"
+    FROM domain_event e WHERE e.id = ${BigInt(eventId)}`;
   if (!row) return;
-  if (job && (await earlierJobPending(platform, job))) {
+  if (row.earlierJobPending) {
     throw new Error(`event ${eventId} waits until the earlier events of stream ${row.streamKey} are handled`);
   }
   const event = toDomainEvent(row);
@@ -51,17 +64,12 @@ export async function dispatchEvent(platform: Platform, eventId: string, job?: P
 }
 
 /**
- * A stream's jobs share a graphile-worker queue, which runs them one at a time, but a failed job goes back to wait
- * for its retry and frees the queue: the stream's next event would overtake it. So a job of a queue that still
- * holds an earlier job fails too, and is retried after it.
+ * Records which event types this process's plugins handle: the outbox trigger enqueues jobs only for those. Called
+ * when a process starts, before it records or handles an event, whether or not it runs a worker itself.
  */
-async function earlierJobPending(platform: Platform, job: Pick<Job, 'id' | 'job_queue_id'>): Promise<boolean> {
-  if (job.job_queue_id === null) return false;
-  const [row] = await platform.dbs.system.$queryRaw<{ pending: boolean }[]>`
-    SELECT EXISTS (
-      SELECT 1 FROM graphile_worker._private_jobs WHERE job_queue_id = ${job.job_queue_id}::int AND id < ${BigInt(job.id)}
-    ) AS pending`;
-  return row!.pending;
+export async function registerEventHandlers(system: Databases['system'], plugins: Pick<LoadedPlugin, 'definition'>[]): Promise<void> {
+  const types = [...new Set(plugins.flatMap(({ definition }) => Object.keys(definition.handlers ?? {})))];
+  await system.eventHandlerType.createMany({ data: types.map((type) => ({ type })), skipDuplicates: true });
 }
 
 export function workerTasks(platform: Platform): { taskList: TaskList; crontab: string } {

@@ -85,9 +85,14 @@ export interface SubscriptionFigures {
   publishedP99: number;
   publishedMax: number;
   mutationP50: number;
-  /** Growth per idle subscriber, both readings after a full GC: resident memory, and V8 heap + external memory. */
+  /**
+   * Growth per idle subscriber, both readings after a full GC: resident memory, the V8 heap, and memory outside it
+   * (buffers). Apart, because the external memory the warm-up leaves can go between the readings and hide the heap's
+   * growth: summed, they showed 3.1–3.9 KB where the heap alone grew 11.6 KB.
+   */
   kbPerSubscriber: number;
   heapKbPerSubscriber: number;
+  externalKbPerSubscriber: number;
 }
 
 /** One layer of the fixed stack alone (bench/floor-server.ts). */
@@ -142,7 +147,7 @@ interface Child {
   url: string;
   pid: number;
   /** process.memoryUsage() of the child right after a full GC, in MB. */
-  settledMemory(): Promise<{ rss: number; heap: number }>;
+  settledMemory(): Promise<{ rss: number; heap: number; external: number }>;
   stop(): Promise<void>;
 }
 
@@ -186,7 +191,7 @@ async function startChild(script: string, env: Record<string, string | undefined
       const usage = new Promise<NodeJS.MemoryUsage>((resolve) => memoryWaiters.push(resolve));
       child.kill('SIGUSR2');
       const { rss, heapUsed, external } = await usage;
-      return { rss: rss / 2 ** 20, heap: (heapUsed + external) / 2 ** 20 };
+      return { rss: rss / 2 ** 20, heap: heapUsed / 2 ** 20, external: external / 2 ** 20 };
     },
     stop: async () => {
       stopping = true;
@@ -811,6 +816,7 @@ async function subscriptionRun(
       mutationP50: percentile(mutationMs, 50),
       kbPerSubscriber: ((idle.rss - before.rss) * 1024) / subscribers,
       heapKbPerSubscriber: ((idle.heap - before.heap) * 1024) / subscribers,
+      externalKbPerSubscriber: ((idle.external - before.external) * 1024) / subscribers,
     };
   } finally {
     await Promise.all(clients.map((c) => c.dispose()));
@@ -864,9 +870,9 @@ export function report(r: BenchResult, o: BenchOptions): string {
   }
   if (r.subscriptions.length) {
     lines.push('## (e) live events: graphql-ws subscribers of pointsChanged, one adjustPoints mutation per round', '');
-    lines.push('Each subscriber has its own connection. Latency to each subscriber\'s receipt, in the bench process that holds every client: from the event\'s appearance on the bus (NOTIFY or Redis: the bench listens too, so this starts just after the commit), and from sending the mutation (which adds the mutation\'s own work and round trip, shown). The baseline: our API commits and publishes, and a raw `ws` server (no auth, no GraphQL) delivers from the same NOTIFY channel. Memory: growth of the delivering process per idle subscription, both readings after a full GC: resident memory (RSS: what the target is about, but the allocator keeps or returns whole pages, so it moves by a few MB either way), and V8 heap + external memory (what the objects of 1000 idle subscriptions take).', '');
-    lines.push('| setting | subscribers | delivered / expected | from publish p50 ms | p99 ms | max ms | from mutation p50 ms | p99 ms | mutation round trip p50 ms | KB RSS per idle subscriber | KB heap per idle subscriber |', '|---|---|---|---|---|---|---|---|---|---|---|');
-    for (const s of r.subscriptions) lines.push(`| ${s.setting} | ${s.subscribers} | ${s.deliveries} / ${s.expected} | ${f1(s.publishedP50)} | ${f1(s.publishedP99)} | ${f1(s.publishedMax)} | ${f1(s.p50)} | ${f1(s.p99)} | ${f1(s.mutationP50)} | ${f1(s.kbPerSubscriber)} | ${f1(s.heapKbPerSubscriber)} |`);
+    lines.push('Each subscriber has its own connection. Latency to each subscriber\'s receipt, in the bench process that holds every client: from the event\'s appearance on the bus (NOTIFY or Redis: the bench listens too, so this starts just after the commit), and from sending the mutation (which adds the mutation\'s own work and round trip, shown). The baseline: our API commits and publishes, and a raw `ws` server (no auth, no GraphQL) delivers from the same NOTIFY channel. Memory: growth of the delivering process per idle subscription, both readings after a full GC: resident memory (RSS: what the target is about, but the allocator keeps or returns whole pages, so it moves by a few MB either way), the V8 heap (what the objects of 1000 idle subscriptions take), and external memory (buffers outside the heap; what the warm-up left can go between the readings, so it may fall).', '');
+    lines.push('| setting | subscribers | delivered / expected | from publish p50 ms | p99 ms | max ms | from mutation p50 ms | p99 ms | mutation round trip p50 ms | KB RSS per idle subscriber | KB V8 heap per idle subscriber | KB external per idle subscriber |', '|---|---|---|---|---|---|---|---|---|---|---|---|');
+    for (const s of r.subscriptions) lines.push(`| ${s.setting} | ${s.subscribers} | ${s.deliveries} / ${s.expected} | ${f1(s.publishedP50)} | ${f1(s.publishedP99)} | ${f1(s.publishedMax)} | ${f1(s.p50)} | ${f1(s.p99)} | ${f1(s.mutationP50)} | ${f1(s.kbPerSubscriber)} | ${f1(s.heapKbPerSubscriber)} | ${f1(s.externalKbPerSubscriber)} |`);
     lines.push('');
   }
   if (r.floor.length) {

@@ -13,7 +13,6 @@ export function formatMemberNumber(sequence: bigint | number): string {
   return `${MEMBER_NUMBER_PREFIX}${sequence.toString().padStart(8, '0')}`;
 }
 
-/** Today's date in a time zone, YYYY-MM-DD. */
 export function registerMembership(builder: Builder) {
   const MembershipStatus = builder.enumType('MembershipStatus', { values: ['ACTIVE', 'SUSPENDED', 'CANCELLED'] as const });
 

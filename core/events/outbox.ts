@@ -1,5 +1,6 @@
 import { GraphQLError } from 'graphql';
 import type { Db, Tx } from '../db/clients.ts';
+import { Prisma } from '../db/generated/client.ts';
 import type { Platform } from '../platform.ts';
 
 /** What a change announces; recorded in the change's own transaction (transactional outbox). */
@@ -39,7 +40,7 @@ export async function recordEvent(tx: Tx, orgId: string, actor: string, input: D
   return { ...input, id: row.id.toString(), orgId, actor, occurredAt: row.occurredAt.toISOString() };
 }
 
-export function toDomainEvent(row: {
+export interface DomainEventRow {
   id: bigint;
   orgId: string;
   type: string;
@@ -49,7 +50,15 @@ export function toDomainEvent(row: {
   payload: unknown;
   actor: string;
   occurredAt: Date;
-}): DomainEvent {
+}
+
+/** domain_event's columns as a `DomainEventRow`, for raw SQL that reads or returns events. */
+export const DOMAIN_EVENT_COLUMNS = Prisma.raw(
+  'id, org_id AS "orgId", type, aggregate_type AS "aggregateType", aggregate_id AS "aggregateId", ' +
+    'stream_key AS "streamKey", payload, actor, occurred_at AS "occurredAt"',
+);
+
+export function toDomainEvent(row: DomainEventRow): DomainEvent {
   return {
     id: row.id.toString(),
     orgId: row.orgId,

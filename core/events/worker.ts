@@ -3,7 +3,7 @@ import type { Databases } from '../db/clients.ts';
 import type { Platform } from '../platform.ts';
 import type { LoadedPlugin } from '../plugin/loader.ts';
 import type { EventHandler } from '../plugin/contract.ts';
-import { inTransaction, toDomainEvent, type DomainEvent } from './outbox.ts';
+import { DOMAIN_EVENT_COLUMNS, inTransaction, toDomainEvent, type DomainEvent, type DomainEventRow } from './outbox.ts';
 
 /** graphile-worker logs every job at info level; keep warnings and errors. */
 export const quietLogger = new Logger(() => (level, message) => {
@@ -44,14 +44,13 @@ export async function runHandler(
  * holds an earlier job fails too, and is retried after it. The event and that check are one statement.
  */
 export async function dispatchEvent(platform: Platform, eventId: string, job?: Pick<Job, 'id' | 'job_queue_id'>): Promise<void> {
-  const [row] = await platform.dbs.system.$queryRaw<(Parameters<typeof toDomainEvent>[0] & { earlierJobPending: boolean })[]>`
-    SELECT e.id, e.org_id::text AS "orgId", e.type, e.aggregate_type AS "aggregateType", e.aggregate_id::text AS "aggregateId",
-           e.stream_key AS "streamKey", e.payload, e.actor, e.occurred_at AS "occurredAt",
+  const [row] = await platform.dbs.system.$queryRaw<(DomainEventRow & { earlierJobPending: boolean })[]>`
+    SELECT ${DOMAIN_EVENT_COLUMNS},
            EXISTS (
-             SELECT 1 FROM graphile_worker._private_jobs
-             WHERE job_queue_id = ${job?.job_queue_id ?? null}::int AND id < ${job ? BigInt(job.id) : null}::bigint
+             SELECT 1 FROM graphile_worker._private_jobs j
+             WHERE j.job_queue_id = ${job?.job_queue_id ?? null}::int AND j.id < ${job ? BigInt(job.id) : null}::bigint
            ) AS "earlierJobPending"
-    FROM domain_event e WHERE e.id = ${BigInt(eventId)}`;
+    FROM domain_event WHERE id = ${BigInt(eventId)}`;
   if (!row) return;
   if (row.earlierJobPending) {
     throw new Error(`event ${eventId} waits until the earlier events of stream ${row.streamKey} are handled`);

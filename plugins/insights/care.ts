@@ -1,6 +1,6 @@
 import { Prisma } from '../../core/db/generated/client.ts';
 import type { Tx } from '../../core/db/clients.ts';
-import { toDomainEvent, type DomainEvent, type Emit } from '../../core/events/outbox.ts';
+import { DOMAIN_EVENT_COLUMNS, toDomainEvent, type DomainEvent, type DomainEventRow, type Emit } from '../../core/events/outbox.ts';
 import type { Platform } from '../../core/platform.ts';
 import type { HandlerContext } from '../../core/plugin/contract.ts';
 import type { CareKind, InsightsConfig } from './config.ts';
@@ -195,13 +195,12 @@ export async function generateCareTasks(platform: Platform, config: InsightsConf
 /** Many outbox rows in one statement (a first run can create thousands of tasks). */
 async function recordEvents(tx: Tx, orgId: string, inputs: ReturnType<typeof taskEvent>[]): Promise<DomainEvent[]> {
   if (inputs.length === 0) return [];
-  const rows = await tx.$queryRaw<Parameters<typeof toDomainEvent>[0][]>`
+  const rows = await tx.$queryRaw<DomainEventRow[]>`
     INSERT INTO domain_event (org_id, type, aggregate_type, aggregate_id, stream_key, payload, actor)
     SELECT ${orgId}::uuid, e->>'type', e->>'aggregateType', (e->>'aggregateId')::uuid, e->>'streamKey', e->'payload', ${ACTOR}
     FROM jsonb_array_elements(${JSON.stringify(inputs)}::jsonb) WITH ORDINALITY AS x(e, n)
     ORDER BY n
-    RETURNING id, org_id AS "orgId", type, aggregate_type AS "aggregateType", aggregate_id AS "aggregateId",
-              stream_key AS "streamKey", payload, actor, occurred_at AS "occurredAt"`;
+    RETURNING ${DOMAIN_EVENT_COLUMNS}`;
   return rows.map(toDomainEvent);
 }
 

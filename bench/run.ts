@@ -25,7 +25,7 @@ const only = values.only
   ?.split(',')
   .map((w) => w.trim())
   .flatMap((w) => (w === 'b' ? ['b50', 'b200'] : [w])) as Workload[] | undefined;
-for (const w of only ?? []) if (!WORKLOADS.includes(w)) throw new Error(`--only: unknown workload ${w} (one of a, b, b50, b200, c, d, e, floor)`);
+for (const w of only ?? []) if (!WORKLOADS.includes(w)) throw new Error(`--only: unknown workload ${w} (one of b, ${WORKLOADS.join(', ')})`);
 
 const result = await runBench({
   size: values.tiny ? 'tiny' : values.small ? 'small' : 'default',

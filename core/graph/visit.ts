@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { Prisma, type Visit as VisitRow } from '../db/generated/client.ts';
 import type { Tx } from '../db/clients.ts';
 import { principalKey } from '../auth/policy.ts';
+import type { Principal } from '../auth/principal.ts';
 import { pageCost, type Builder } from '../graphql/builder.ts';
 import { loader, requirePrincipal, type Context } from '../graphql/context.ts';
 import { conflict, fieldPath, notFound, parseInput, pgErrorCode, validationError } from '../graphql/errors.ts';
@@ -368,6 +369,15 @@ function registerVisitMutations(builder: Builder) {
       },
     }),
   });
+  /** The payload of a mutation run through idempotentVisitChange. */
+  const idempotentVisitPayload = (t: any) => ({
+    ...visitPayload(t),
+    replayed: t.boolean({
+      nullable: true,
+      description: 'True when this answer repeats an earlier request with the same key.',
+      resolve: (p: { replayed?: boolean }) => p.replayed ?? null,
+    }),
+  });
 
   const LineItemInput = builder.inputType('VisitLineItemInput', {
     description: 'Exactly one of serviceId and productId. unitPrice defaults to the catalogue price.',
@@ -567,17 +577,14 @@ function registerVisitMutations(builder: Builder) {
       visitId: t.globalID({ required: true }),
       idempotencyKey: t.string({ required: true, description: 'Chosen by the client, unique per attempt (e.g. a UUID); 8–128 characters.' }),
     }),
-    payload: (t) => ({ ...visitPayload(t), replayed: t.boolean({ nullable: true, description: 'True when this answer repeats an earlier request with the same key.', resolve: (p: { replayed?: boolean }) => p.replayed ?? null }) }),
+    payload: idempotentVisitPayload,
     resolve: async (input, ctx) => {
       const principal = requireCapability(ctx, 'visits:write');
       const visitId = input.visitId.id;
-      return inTransaction(ctx.platform, ctx.db, principal.orgId, principalKey(principal), async (tx, emit) => {
-        let row: VisitRow | undefined;
-        const { result, replayed } = await idempotent(tx, principal, input.idempotencyKey, 'checkInVisit', { visitId }, async () => {
-          row = await transitionVisit(tx, ctx, visitId, ['BOOKED'], 'checked in', { status: 'CHECKED_IN', checkedInAt: new Date() });
-          await emitVisit(emit, 'visit.checkedIn', row);
-        }, { visitId });
-        return { ...result, replayed, row };
+      return idempotentVisitChange(ctx, principal, input.idempotencyKey, 'checkInVisit', { visitId }, visitId, async (tx, emit) => {
+        const row = await transitionVisit(tx, ctx, visitId, ['BOOKED'], 'checked in', { status: 'CHECKED_IN', checkedInAt: new Date() });
+        await emitVisit(emit, 'visit.checkedIn', row);
+        return row;
       });
     },
   });
@@ -594,7 +601,7 @@ function registerVisitMutations(builder: Builder) {
       notes: t.string(),
       signature: t.field({ type: SignatureInput }),
     }),
-    payload: (t) => ({ ...visitPayload(t), replayed: t.boolean({ nullable: true, resolve: (p: { replayed?: boolean }) => p.replayed ?? null }) }),
+    payload: idempotentVisitPayload,
     resolve: async (rawInput, ctx) => {
       const principal = requireCapability(ctx, 'visits:write');
       const input = parseInput(
@@ -629,37 +636,34 @@ function registerVisitMutations(builder: Builder) {
       }
       if (issues.length) throw validationError(issues);
       const visitId = rawInput.visitId.id;
-      return inTransaction(ctx.platform, ctx.db, principal.orgId, principalKey(principal), async (tx, emit) => {
-        let row: VisitRow | undefined;
-        const { result, replayed } = await idempotent(tx, principal, rawInput.idempotencyKey, 'completeVisit', { visitId, ...input }, async () => {
-          // Priced first (the catalogue is not locked): the visit's update below needs the total.
-          const priced = await priceLines(tx, ctx, lines);
-          const total = priced.reduce((sum, line) => sum + line.amountMinor, 0);
-          const completedAt = new Date();
-          const visit = (row = await transitionVisit(tx, ctx, visitId, ['CHECKED_IN'], 'completed', {
-            status: 'COMPLETED',
-            completedAt,
-            totalMinor: total,
-            notes: input.notes ?? undefined,
-            readings: (input.readings ?? []).map((r) => ({ metric: r.metric, before: r.before ?? null, after: r.after ?? null, unit: r.unit ?? null })),
-            signature: input.signature ? { ...input.signature, signedAt: input.signature.signedAt.toISOString() } : Prisma.DbNull,
-          }));
-          await recordService(tx, principal.orgId, visit, priced.map((line) => line.row), { completedAt, totalMinor: total });
-          await emitVisit(emit, 'visit.completed', visit, {
-            completedAt: completedAt.toISOString(),
-            totalMinor: total,
-            currency,
-            lines: priced.map((line) => ({
-              kind: line.row.kind,
-              serviceId: line.row.serviceId,
-              productId: line.row.productId,
-              category: line.category,
-              quantity: line.row.quantity,
-              amountMinor: line.amountMinor,
-            })),
-          });
-        }, { visitId });
-        return { ...result, replayed, row };
+      return idempotentVisitChange(ctx, principal, rawInput.idempotencyKey, 'completeVisit', { visitId, ...input }, visitId, async (tx, emit) => {
+        // Priced first (the catalogue is not locked): the visit's update below needs the total.
+        const priced = await priceLines(tx, ctx, lines);
+        const total = priced.reduce((sum, line) => sum + line.amountMinor, 0);
+        const completedAt = new Date();
+        const visit = await transitionVisit(tx, ctx, visitId, ['CHECKED_IN'], 'completed', {
+          status: 'COMPLETED',
+          completedAt,
+          totalMinor: total,
+          notes: input.notes ?? undefined,
+          readings: (input.readings ?? []).map((r) => ({ metric: r.metric, before: r.before ?? null, after: r.after ?? null, unit: r.unit ?? null })),
+          signature: input.signature ? { ...input.signature, signedAt: input.signature.signedAt.toISOString() } : Prisma.DbNull,
+        });
+        await recordService(tx, principal.orgId, visit, priced.map((line) => line.row), { completedAt, totalMinor: total });
+        await emitVisit(emit, 'visit.completed', visit, {
+          completedAt: completedAt.toISOString(),
+          totalMinor: total,
+          currency,
+          lines: priced.map((line) => ({
+            kind: line.row.kind,
+            serviceId: line.row.serviceId,
+            productId: line.row.productId,
+            category: line.category,
+            quantity: line.row.quantity,
+            amountMinor: line.amountMinor,
+          })),
+        });
+        return visit;
       });
     },
   });
@@ -672,27 +676,24 @@ function registerVisitMutations(builder: Builder) {
       idempotencyKey: t.string({ required: true }),
       reason: t.string({ required: true }),
     }),
-    payload: (t) => ({ ...visitPayload(t), replayed: t.boolean({ nullable: true, resolve: (p: { replayed?: boolean }) => p.replayed ?? null }) }),
+    payload: idempotentVisitPayload,
     resolve: async (input, ctx) => {
       const principal = requireCapability(ctx, 'visits:refund');
       const reason = input.reason.trim();
       if (!reason || reason.length > 500) throw validationError([{ field: fieldPath('reason'), message: 'Give a reason of at most 500 characters' }]);
       const visitId = input.visitId.id;
-      return inTransaction(ctx.platform, ctx.db, principal.orgId, principalKey(principal), async (tx, emit) => {
-        let row: VisitRow | undefined;
-        const { result, replayed } = await idempotent(tx, principal, input.idempotencyKey, 'refundVisit', { visitId, reason }, async () => {
-          const visit = (row = await transitionVisit(tx, ctx, visitId, ['COMPLETED'], 'refunded', { status: 'REFUNDED', refundedAt: new Date(), refundReason: reason }));
-          // Recomputed from the visits themselves: first/last visit may move when the refunded one was either.
-          await tx.$executeRaw`
-            UPDATE customer_fact f SET visit_count = s.visits, total_spend_minor = s.spend,
-              first_visit_at = s.first_at, last_visit_at = s.last_at
-            FROM (SELECT count(*)::int AS visits, coalesce(sum(total_minor), 0)::bigint AS spend,
-                         min(completed_at) AS first_at, max(completed_at) AS last_at
-                  FROM visit WHERE customer_id = ${visit.customerId}::uuid AND status = 'COMPLETED') s
-            WHERE f.customer_id = ${visit.customerId}::uuid`;
-          await emitVisit(emit, 'visit.refunded', visit, { totalMinor: visit.totalMinor, reason });
-        }, { visitId });
-        return { ...result, replayed, row };
+      return idempotentVisitChange(ctx, principal, input.idempotencyKey, 'refundVisit', { visitId, reason }, visitId, async (tx, emit) => {
+        const visit = await transitionVisit(tx, ctx, visitId, ['COMPLETED'], 'refunded', { status: 'REFUNDED', refundedAt: new Date(), refundReason: reason });
+        // Recomputed from the visits themselves: first/last visit may move when the refunded one was either.
+        await tx.$executeRaw`
+          UPDATE customer_fact f SET visit_count = s.visits, total_spend_minor = s.spend,
+            first_visit_at = s.first_at, last_visit_at = s.last_at
+          FROM (SELECT count(*)::int AS visits, coalesce(sum(total_minor), 0)::bigint AS spend,
+                       min(completed_at) AS first_at, max(completed_at) AS last_at
+                FROM visit WHERE customer_id = ${visit.customerId}::uuid AND status = 'COMPLETED') s
+          WHERE f.customer_id = ${visit.customerId}::uuid`;
+        await emitVisit(emit, 'visit.refunded', visit, { totalMinor: visit.totalMinor, reason });
+        return visit;
       });
     },
   });
@@ -826,6 +827,28 @@ async function priceLines(
  * facts count the visit and its spend. The three parts touch different rows, so their order inside the statement does
  * not matter.
  */
+/**
+ * An idempotent visit mutation, in one transaction: `work` changes the visit and returns its row, which the payload
+ * shows without reading it again. A replay finds the stored answer (the visit's id) and the payload reads the visit.
+ */
+async function idempotentVisitChange(
+  ctx: Context,
+  principal: Principal,
+  idempotencyKey: string,
+  operation: string,
+  input: unknown,
+  visitId: string,
+  work: (tx: Tx, emit: Emit) => Promise<VisitRow>,
+) {
+  return inTransaction(ctx.platform, ctx.db, principal.orgId, principalKey(principal), async (tx, emit) => {
+    let row: VisitRow | undefined;
+    const { result, replayed } = await idempotent(tx, principal, idempotencyKey, operation, input, async () => {
+      row = await work(tx, emit);
+    }, { visitId });
+    return { ...result, replayed, row };
+  });
+}
+
 async function recordService(
   tx: Tx,
   orgId: string,

@@ -20,9 +20,13 @@ type TenantClient = pg.PoolClient & { tenantOrgId?: string };
 /** Statements with more parameters than this (long IN lists, whose length varies) are not kept prepared. */
 const MAX_PREPARED_PARAMETERS = 32;
 
-/** Names by statement text: digesting each statement's text again cost 1.6% of a storefront read's CPU (bench (a) profile). */
+/**
+ * Names by statement text (digesting each statement's text again cost 1.6% of a storefront read's CPU). Every pooled
+ * connection keeps each named statement it ran for its lifetime, and the text follows what a query selects, so the
+ * names are bounded: texts beyond the bound (a client that keeps varying its selections) run unnamed.
+ */
 const preparedNames = new Map<string, string>();
-const MAX_PREPARED_NAMES = 5_000;
+const MAX_PREPARED_NAMES = 2_000;
 
 /**
  * Names a tenant statement, so each pooled connection parses and plans it once and then only binds and executes
@@ -35,8 +39,7 @@ function preparedName(query: { sql: string; args: unknown[] }): string {
   if (query.args.length > MAX_PREPARED_PARAMETERS) return '';
   let name = preparedNames.get(query.sql);
   if (name === undefined) {
-    // The texts are the application's statement shapes, so few; the bound only guards against a runaway.
-    if (preparedNames.size >= MAX_PREPARED_NAMES) preparedNames.clear();
+    if (preparedNames.size >= MAX_PREPARED_NAMES) return '';
     name = `s${createHash('sha1').update(query.sql).digest('base64url').slice(0, 24)}`;
     preparedNames.set(query.sql, name);
   }

@@ -81,3 +81,30 @@ test('visits of columns only come with their page: one statement fewer, each vis
   const withoutStore = JSON.parse(JSON.stringify(throughPrisma.data, (key, value) => (key === 'store' ? undefined : value)));
   expect(withoutStore).toEqual(at100.data);
 });
+
+test('visits read the columns a query shows: a signature (up to 300 kB) or readings only when asked for', async () => {
+  const stats = api.running.platform.dbs.stats;
+  const visitStatements = async (query: string, variables: Record<string, unknown>) => {
+    stats.trace = [];
+    const result = await api.gql(query, variables);
+    const trace = stats.trace;
+    stats.trace = null;
+    expect(result.errors, JSON.stringify(result.errors)).toBeUndefined();
+    const sql = trace.map((s) => s.sql).filter((text) => /FROM "public"\."visit"|FROM visit\b/.test(text));
+    expect(sql.length).toBeGreaterThan(0);
+    return { data: result.data, sql: sql.join('\n') };
+  };
+  const list = (visitFields: string) => `query List($first: Int!) { customers(first: $first) { edges { node { id visits(first: 5) { edges { node { ${visitFields} } } } } } } }`;
+  const one = (visitFields: string) => `query One($id: ID!) { node(id: $id) { ... on Customer { visits(first: 5) { edges { node { ${visitFields} } } } } } }`;
+
+  const page = await visitStatements(list('id status total { amount }'), { first: 20 });
+  const withRelation = await visitStatements(list('id status store { code }'), { first: 20 });
+  const customerId = page.data.customers.edges[0].node.id;
+  const single = await visitStatements(one('id status total { amount }'), { id: customerId });
+  for (const { sql } of [page, withRelation, single]) {
+    expect(sql).toMatch(/status/);
+    expect(sql).not.toMatch(/signature|readings/);
+  }
+  expect((await visitStatements(list('signature { signerName }'), { first: 20 })).sql).toMatch(/signature/);
+  expect((await visitStatements(one('readings { metric }'), { id: customerId })).sql).toMatch(/readings/);
+});

@@ -34,16 +34,21 @@ interface VisitPage {
   hasNextPage: boolean;
 }
 
-/** The visit's columns under their Prisma field names, so a raw row reads like one Prisma returns. */
-const VISIT_COLUMNS = Prisma.raw(
-  Object.keys(Prisma.VisitScalarFieldEnum)
-    .map((field) => {
-      const column = field.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
-      if (field === 'status') return 'status::text AS status';
-      return column === field ? column : `${column} AS "${field}"`;
-    })
-    .join(', '),
-);
+/** Visit columns under their Prisma field names, so a raw row reads like one Prisma returns. */
+function visitColumns(fields: Iterable<string>): Prisma.Sql {
+  return Prisma.raw(
+    [...fields]
+      .map((field) => {
+        const column = field.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
+        if (field === 'status') return 'status::text AS status';
+        return column === field ? column : `${column} AS "${field}"`;
+      })
+      .join(', '),
+  );
+}
+
+/** What a page of visits always reads: the key, the customer it is grouped by and the order. */
+const PAGE_FIELDS = ['id', 'customerId', 'scheduledStart'];
 
 function encodeCursor(start: Date, id: string): string {
   return Buffer.from(JSON.stringify([start.toISOString(), id])).toString('base64url');
@@ -75,6 +80,7 @@ function decodeCursor(cursor: string): { start: Date; id: string } | null {
 async function loadVisitPages(
   ctx: Context,
   customerIds: readonly string[],
+  fields: readonly string[],
   options: { first: number; after: { start: Date; id: string } | null; statuses: VisitStatus[] | null },
 ): Promise<Map<string, VisitPage>> {
   const principal = requirePrincipal(ctx);
@@ -91,7 +97,7 @@ async function loadVisitPages(
              count(*) OVER (PARTITION BY c.id) > ${options.first} AS "pageHasMore"
       FROM unnest(${visible as string[]}::uuid[]) AS c(id)
       CROSS JOIN LATERAL (
-        SELECT ${VISIT_COLUMNS} FROM visit
+        SELECT ${visitColumns(new Set([...PAGE_FIELDS, ...fields]))} FROM visit
         WHERE customer_id = c.id AND org_id = ${principal.orgId}::uuid
           AND (${stores}::uuid[] IS NULL OR store_id = ANY(${stores}::uuid[]))
           AND (${options.statuses}::visit_status[] IS NULL OR status = ANY(${options.statuses}::visit_status[]))
@@ -157,6 +163,8 @@ export function registerVisit(builder: Builder) {
   const Visit = builder.prismaNode('Visit', {
     description: 'A booking and, once completed, the service record (到店 / 服务记录).',
     id: { field: 'id' },
+    // Only the columns a query asks for are read (a signature alone can be 300 kB); id and start are the cursor.
+    select: { id: true, scheduledStart: true },
     findUnique: (id, ctx) => ({ id, AND: [visitWhere(ctx)] }),
     fields: (t) => ({
       status: t.expose('status', { type: VisitStatusEnum }),
@@ -181,10 +189,11 @@ export function registerVisit(builder: Builder) {
       }),
       readings: t.field({
         type: [ServiceReading],
+        select: { readings: true },
         resolve: (visit) => (visit.readings ?? []) as never,
       }),
-      signature: t.field({ type: Signature, nullable: true, resolve: (visit) => visit.signature as never }),
-      total: t.field({ type: 'Money', resolve: (v, _a, ctx) => moneyFor(ctx, v.totalMinor) as never }),
+      signature: t.field({ type: Signature, nullable: true, select: { signature: true }, resolve: (visit) => visit.signature as never }),
+      total: t.field({ type: 'Money', select: { totalMinor: true }, resolve: (v, _a, ctx) => moneyFor(ctx, v.totalMinor) as never }),
     }),
   });
 
@@ -265,9 +274,9 @@ export function registerVisit(builder: Builder) {
   ) {
     return new DataLoader<string, ReturnType<typeof toConnection>>(async (customerIds) => {
       if (customerIds.length === 1) return [await oneCustomerVisits(ctx, query, customerIds[0]!, options)];
-      const pages = await loadVisitPages(ctx, customerIds, options);
-      // Columns come with the page; relations asked for are read by Prisma, for the page's visits only.
+      // Columns asked for come with the page; relations asked for are read by Prisma, for the page's visits only.
       const columnsOnly = selectsColumnsOnly(query, Prisma.VisitScalarFieldEnum);
+      const pages = await loadVisitPages(ctx, customerIds, columnsOnly ? Object.keys((query as { select?: object }).select ?? Prisma.VisitScalarFieldEnum) : [], options);
       const ids = columnsOnly ? [] : [...pages.values()].flatMap((page) => page.visits.map((visit) => visit.id));
       const visits = ids.length ? await ctx.db.visit.findMany({ ...query, where: { id: { in: ids } } } as Prisma.VisitFindManyArgs) : [];
       const byId = new Map(visits.map((visit) => [visit.id, visit]));

@@ -17,13 +17,16 @@ export interface QueryStats {
 
 type TenantClient = pg.PoolClient & { tenantOrgId?: string };
 
+/** Columns Prisma leaves out unless a query selects them: a visit's signature image can be 300 kB, and lists never show it. */
+const OMITTED_COLUMNS = { visit: { signature: true } } as const;
+
 /** Statements with more parameters than this (long IN lists, whose length varies) are not kept prepared. */
 const MAX_PREPARED_PARAMETERS = 32;
 
 /**
  * Names by statement text (digesting each statement's text again cost 1.6% of a storefront read's CPU). Every pooled
- * connection keeps each named statement it ran for its lifetime, and the text follows what a query selects, so the
- * names are bounded: texts beyond the bound (a client that keeps varying its selections) run unnamed.
+ * connection keeps each named statement it ran for its lifetime, and Prisma's text follows what a query selects, so
+ * the names are bounded: texts beyond the bound (a client that keeps varying its selections) run unnamed.
  */
 const preparedNames = new Map<string, string>();
 const MAX_PREPARED_NAMES = 2_000;
@@ -128,7 +131,7 @@ export class Databases {
     });
     this.#systemPool = new pg.Pool({ connectionString: options.ownerUrl, max: 4 });
     this.#systemPool.on('error', () => {});
-    this.system = new PrismaClient({ adapter: new PrismaPg(this.#systemPool) });
+    this.system = new PrismaClient({ adapter: new PrismaPg(this.#systemPool), omit: OMITTED_COLUMNS });
   }
 
   forOrg(orgId: string): Db {
@@ -137,7 +140,10 @@ export class Databases {
       // Re-insert to keep the map in least-recently-used order.
       this.#tenants.delete(orgId);
     } else {
-      db = new PrismaClient({ adapter: new PrismaPg(new TenantPool(this.appPool, orgId) as unknown as pg.Pool, { statementNameGenerator: preparedName }) });
+      db = new PrismaClient({
+        adapter: new PrismaPg(new TenantPool(this.appPool, orgId) as unknown as pg.Pool, { statementNameGenerator: preparedName }),
+        omit: OMITTED_COLUMNS,
+      });
       if (this.#tenants.size >= this.#maxTenantClients) {
         const [oldest, client] = this.#tenants.entries().next().value!;
         this.#tenants.delete(oldest);

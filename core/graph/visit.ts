@@ -34,21 +34,20 @@ interface VisitPage {
   hasNextPage: boolean;
 }
 
-/** Visit columns under their Prisma field names, so a raw row reads like one Prisma returns. */
-function visitColumns(fields: Iterable<string>): Prisma.Sql {
-  return Prisma.raw(
-    [...fields]
-      .map((field) => {
-        const column = field.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
-        if (field === 'status') return 'status::text AS status';
-        return column === field ? column : `${column} AS "${field}"`;
-      })
-      .join(', '),
-  );
-}
-
-/** What a page of visits always reads: the key, the customer it is grouped by and the order. */
-const PAGE_FIELDS = ['id', 'customerId', 'scheduledStart'];
+/**
+ * The visit's columns under their Prisma field names, so a raw row reads like one Prisma returns; without the
+ * signature, which Prisma omits too (see `visitSignatures`).
+ */
+const VISIT_COLUMNS = Prisma.raw(
+  Object.keys(Prisma.VisitScalarFieldEnum)
+    .filter((field) => field !== 'signature')
+    .map((field) => {
+      const column = field.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
+      if (field === 'status') return 'status::text AS status';
+      return column === field ? column : `${column} AS "${field}"`;
+    })
+    .join(', '),
+);
 
 function encodeCursor(start: Date, id: string): string {
   return Buffer.from(JSON.stringify([start.toISOString(), id])).toString('base64url');
@@ -80,7 +79,6 @@ function decodeCursor(cursor: string): { start: Date; id: string } | null {
 async function loadVisitPages(
   ctx: Context,
   customerIds: readonly string[],
-  fields: readonly string[],
   options: { first: number; after: { start: Date; id: string } | null; statuses: VisitStatus[] | null },
 ): Promise<Map<string, VisitPage>> {
   const principal = requirePrincipal(ctx);
@@ -97,7 +95,7 @@ async function loadVisitPages(
              count(*) OVER (PARTITION BY c.id) > ${options.first} AS "pageHasMore"
       FROM unnest(${visible as string[]}::uuid[]) AS c(id)
       CROSS JOIN LATERAL (
-        SELECT ${visitColumns(new Set([...PAGE_FIELDS, ...fields]))} FROM visit
+        SELECT ${VISIT_COLUMNS} FROM visit
         WHERE customer_id = c.id AND org_id = ${principal.orgId}::uuid
           AND (${stores}::uuid[] IS NULL OR store_id = ANY(${stores}::uuid[]))
           AND (${options.statuses}::visit_status[] IS NULL OR status = ANY(${options.statuses}::visit_status[]))
@@ -116,6 +114,20 @@ async function loadVisitPages(
     pages.set(visit.customerId, page);
   }
   return pages;
+}
+
+/**
+ * Signatures of the visits a query shows them for, in one statement. A signature image can be 300 kB, so Prisma
+ * omits the column from every other read of a visit (`OMITTED_COLUMNS` in core/db/clients.ts): lists never carry it.
+ */
+function visitSignatures(ctx: Context) {
+  return loader(ctx, 'Visit.signature', () =>
+    new DataLoader<string, unknown>(async (visitIds) => {
+      const rows = await ctx.db.visit.findMany({ where: { id: { in: [...visitIds] } }, select: { id: true, signature: true } });
+      const byId = new Map(rows.map((row) => [row.id, row.signature]));
+      return visitIds.map((id) => byId.get(id) ?? null);
+    }),
+  );
 }
 
 export function registerVisit(builder: Builder) {
@@ -163,8 +175,6 @@ export function registerVisit(builder: Builder) {
   const Visit = builder.prismaNode('Visit', {
     description: 'A booking and, once completed, the service record (到店 / 服务记录).',
     id: { field: 'id' },
-    // Only the columns a query asks for are read (a signature alone can be 300 kB); id and start are the cursor.
-    select: { id: true, scheduledStart: true },
     findUnique: (id, ctx) => ({ id, AND: [visitWhere(ctx)] }),
     fields: (t) => ({
       status: t.expose('status', { type: VisitStatusEnum }),
@@ -189,11 +199,10 @@ export function registerVisit(builder: Builder) {
       }),
       readings: t.field({
         type: [ServiceReading],
-        select: { readings: true },
         resolve: (visit) => (visit.readings ?? []) as never,
       }),
-      signature: t.field({ type: Signature, nullable: true, select: { signature: true }, resolve: (visit) => visit.signature as never }),
-      total: t.field({ type: 'Money', select: { totalMinor: true }, resolve: (v, _a, ctx) => moneyFor(ctx, v.totalMinor) as never }),
+      signature: t.field({ type: Signature, nullable: true, resolve: (visit, _a, ctx) => visitSignatures(ctx).load(visit.id) as never }),
+      total: t.field({ type: 'Money', resolve: (v, _a, ctx) => moneyFor(ctx, v.totalMinor) as never }),
     }),
   });
 
@@ -274,9 +283,9 @@ export function registerVisit(builder: Builder) {
   ) {
     return new DataLoader<string, ReturnType<typeof toConnection>>(async (customerIds) => {
       if (customerIds.length === 1) return [await oneCustomerVisits(ctx, query, customerIds[0]!, options)];
-      // Columns asked for come with the page; relations asked for are read by Prisma, for the page's visits only.
+      const pages = await loadVisitPages(ctx, customerIds, options);
+      // Columns come with the page; relations asked for are read by Prisma, for the page's visits only.
       const columnsOnly = selectsColumnsOnly(query, Prisma.VisitScalarFieldEnum);
-      const pages = await loadVisitPages(ctx, customerIds, columnsOnly ? Object.keys((query as { select?: object }).select ?? Prisma.VisitScalarFieldEnum) : [], options);
       const ids = columnsOnly ? [] : [...pages.values()].flatMap((page) => page.visits.map((visit) => visit.id));
       const visits = ids.length ? await ctx.db.visit.findMany({ ...query, where: { id: { in: ids } } } as Prisma.VisitFindManyArgs) : [];
       const byId = new Map(visits.map((visit) => [visit.id, visit]));

@@ -17,7 +17,10 @@ export interface QueryStats {
 
 type TenantClient = pg.PoolClient & { tenantOrgId?: string };
 
-/** Columns Prisma leaves out unless a query selects them: a visit's signature image can be 300 kB, and lists never show it. */
+/**
+ * Columns Prisma leaves out unless a query selects them: a visit's signature image can be 300 kB, and lists never
+ * show it.
+ */
 const OMITTED_COLUMNS = { visit: { signature: true } } as const;
 
 /** Statements with more parameters than this (long IN lists, whose length varies) are not kept prepared. */

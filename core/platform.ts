@@ -15,6 +15,7 @@ export type PlatformPubSub = PubSub<{ domainEvent: [orgId: string, event: Domain
 export class Platform {
   readonly pubsub: PlatformPubSub;
   readonly #orgSettings = new Map<string, Promise<OrgSettings>>();
+  readonly #settledOrgSettings = new Map<string, OrgSettings>();
 
   constructor(
     readonly dbs: Databases,
@@ -43,13 +44,24 @@ export class Platform {
     if (!settings) {
       settings = this.dbs.system.organization
         .findUniqueOrThrow({ where: { id: orgId }, select: { timezone: true, currency: true, kind: true } })
-        .catch((error) => {
-          this.#orgSettings.delete(orgId);
-          throw error;
-        });
+        .then(
+          (settled) => {
+            this.#settledOrgSettings.set(orgId, settled);
+            return settled;
+          },
+          (error) => {
+            this.#orgSettings.delete(orgId);
+            throw error;
+          },
+        );
       this.#orgSettings.set(orgId, settings);
     }
     return settings;
+  }
+
+  /** The settings once `orgSettings` has read them: a value a resolver can use without waiting a tick. */
+  settledOrgSettings(orgId: string): OrgSettings | undefined {
+    return this.#settledOrgSettings.get(orgId);
   }
 
   isEnabled(pluginName: string): boolean {

@@ -21,7 +21,7 @@ type TenantClient = pg.PoolClient & { tenantOrgId?: string };
  * Columns Prisma leaves out unless a query selects them: a visit's signature image can be 300 kB, and lists never
  * show it.
  */
-const OMITTED_COLUMNS = { visit: { signature: true } } as const;
+export const OMITTED_COLUMNS = { visit: { signature: true } } as const;
 
 /** Statements with more parameters than this (long IN lists, whose length varies) are not kept prepared. */
 const MAX_PREPARED_PARAMETERS = 32;

@@ -2,7 +2,7 @@ import DataLoader from 'dataloader';
 import { queryFromInfo } from '@pothos/plugin-prisma';
 import { z } from 'zod';
 import { Prisma, type Visit as VisitRow } from '../db/generated/client.ts';
-import type { Tx } from '../db/clients.ts';
+import { OMITTED_COLUMNS, type Tx } from '../db/clients.ts';
 import { principalKey } from '../auth/policy.ts';
 import type { Principal } from '../auth/principal.ts';
 import { pageCost, type Builder } from '../graphql/builder.ts';
@@ -35,12 +35,12 @@ interface VisitPage {
 }
 
 /**
- * The visit's columns under their Prisma field names, so a raw row reads like one Prisma returns; without the
- * signature, which Prisma omits too (see `visitSignatures`).
+ * The visit's columns under their Prisma field names, so a raw row reads like one Prisma returns; without those
+ * Prisma omits (the signature: see `visitSignatures`).
  */
 const VISIT_COLUMNS = Prisma.raw(
   Object.keys(Prisma.VisitScalarFieldEnum)
-    .filter((field) => field !== 'signature')
+    .filter((field) => !(field in OMITTED_COLUMNS.visit))
     .map((field) => {
       const column = field.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
       if (field === 'status') return 'status::text AS status';
